@@ -1,0 +1,31 @@
+package loader
+
+import (
+	"crypto"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+)
+
+// PCRExtender is the part of a TPM the loader uses. *tpm.TPM implements it.
+type PCRExtender interface {
+	// Banks returns the hash algorithms of the allocated PCR banks, in a
+	// stable order (crypto.Hash order).
+	Banks() []crypto.Hash
+	// Extend extends PCR pcr with one digest per allocated bank in ONE
+	// TPM2_PCR_Extend command. sums must hold a digest for every bank.
+	Extend(pcr int, sums map[crypto.Hash][]byte) error
+}
+
+// EventLog is the part of the userspace measurement log the loader uses.
+// *eventlog.Writer implements it.
+type EventLog interface {
+	// Lock takes the exclusive lock (flock LOCK_EX) on the log.
+	Lock() error
+	// BeginWrite marks the log as being written (sets the sticky bit). It is
+	// called after Lock and before the PCR extend of each record.
+	BeginWrite() error
+	// Append writes one record, fsyncs the file and clears the sticky bit.
+	Append(rec eventlog.Record) error
+	// Unlock releases the lock.
+	Unlock() error
+}
