@@ -21,6 +21,8 @@ type kexecRun struct {
 	Cmdline    string      // stage-1 command line; default stage1Cmdline
 	Trigger    string      // instead of Exec, e.g. a crash for a panic kernel
 	Extra      string      // shell run after the load, before Exec
+	Prepare    string      // shell run before anything else
+	Panic      bool        // Load loads a panic (crash) kernel
 }
 
 // result is what a kexecRun observed, for scenario-specific checks.
@@ -34,6 +36,7 @@ type result struct {
 // stage1Script returns the stage-1 script of r.
 func (r kexecRun) stage1Script() string {
 	var b strings.Builder
+	b.WriteString(r.Prepare + "\n")
 	b.WriteString("pcrs before\n")
 	fmt.Fprintf(&b, "run load %s\n", r.Load)
 	b.WriteString("loaded after-load\npcrs after-load\ndump log $LOG\n")
@@ -66,6 +69,13 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 	if rc := c.RC(t, "load"); rc != 0 {
 		t.Fatalf("load: exit status %d, want 0", rc)
 	}
+	wantLoaded := [2]string{"1", "0"}
+	if r.Panic {
+		wantLoaded = [2]string{"0", "1"}
+	}
+	if k, cr := c.Loaded(t, "after-load"); [2]string{k, cr} != wantLoaded {
+		t.Errorf("after the load: kexec_loaded %s, kexec_crash_loaded %s; want %s, %s", k, cr, wantLoaded[0], wantLoaded[1])
+	}
 	res := result{Console: c, Before: c.PCRs(t, "before", 9)}
 	if got := sortedKeys(res.Before); strings.Join(got, ",") != strings.Join(allBanks, ",") {
 		t.Fatalf("guest sees PCR banks %v, want %v", got, allBanks)
@@ -91,13 +101,17 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 	stage2 := c.PCRs(t, "stage2", 9)
 	comparePCRs(t, "stage 2 vs. host files", stage2, res.Want)
 	comparePCRs(t, "stage 2 vs. log replay", stage2, replayRecords(t, res.Before, res.Records, 9))
-	checkStage2(t, c, r.Components, r.Items)
+	checkStage2(t, c, r.Components, r.Items, r.Panic)
 	return res
 }
 
 // checkStage2 checks the second kernel's command line (the measured one) and
 // that every file of every component was unpacked, with its content.
-func checkStage2(t *testing.T, c *console, comps []component, items []measured) {
+//
+// A panic kernel's command line starts with the elfcorehdr= option that
+// kexec_file_load adds in front of the loaded one (arch/x86 setup_cmdline);
+// with crash set, that option is skipped.
+func checkStage2(t *testing.T, c *console, comps []component, items []measured, crash bool) {
 	t.Helper()
 	var wantCmdline string
 	for _, it := range items {
@@ -106,6 +120,9 @@ func checkStage2(t *testing.T, c *console, comps []component, items []measured) 
 		}
 	}
 	m := c.find("cmdline")
+	if crash && len(m) > 1 && strings.HasPrefix(m[1], "elfcorehdr=") {
+		m = m[1:]
+	}
 	if got := strings.Join(m[1:], " "); got != strings.Join(strings.Fields(wantCmdline), " ") {
 		t.Errorf("stage 2 /proc/cmdline = %q, want %q", got, wantCmdline)
 	}

@@ -71,3 +71,70 @@ func TestGuestSeesTPM(t *testing.T) {
 	}
 	t.Logf("accelerator: %s", e.Accel)
 }
+
+// TestMainScenario is the product's main job: stage 1 measures and loads a
+// second kernel with three initrd components (an uncompressed early cpio, a
+// gzip cpio, a zstd cpio) and executes it; the second kernel's PCR 9 in
+// every bank equals both the replayed log and an independent computation
+// from the host's files, and its initramfs holds every component's files.
+// Run with -v for a readable transcript (integration/demo does).
+func TestMainScenario(t *testing.T) {
+	e := getEnv(t, true)
+	comps := mainComponents(t, e)
+	items := componentItems(t, e, comps, stage2Cmdline)
+	r := kexecRun{
+		Components: comps,
+		Load:       "kexec-measured -l /stage2/vmlinuz " + initrdArgs(comps) + ` --append "` + stage2Cmdline + `"`,
+		Exec:       "kexec-measured -e",
+		Items:      items,
+	}
+	res := r.do(t, e)
+	for i, rec := range res.Records {
+		if want := items[i].Event; rec.Content.Event == "kexec-initrd" && rec.Content.Size != int64(len(items[i].Data)) {
+			t.Errorf("record %d (%s %s): size %d, want %d", i, want, items[i].What, rec.Content.Size, len(items[i].Data))
+		}
+	}
+	checkOffsets(t, res.Records)
+	transcript(t, res, items)
+}
+
+// checkOffsets checks that the initrd records' offsets place each component
+// at a 4-byte-aligned offset after the previous one, starting at 0 (DESIGN
+// §2).
+func checkOffsets(t *testing.T, recs []logRecord) {
+	t.Helper()
+	var next int64
+	for i, r := range recs {
+		if r.Content.Event != "kexec-initrd" {
+			continue
+		}
+		want := (next + 3) &^ 3
+		if r.Content.Offset != want {
+			t.Errorf("record %d (%s): offset %d, want %d", i, r.Content.Path, r.Content.Offset, want)
+		}
+		next = r.Content.Offset + r.Content.Size
+	}
+}
+
+// TestSystemdArgv loads the way systemd's "systemctl kexec" does, with
+// kexec-measured installed as /usr/sbin/kexec: `kexec --load KERNEL --append
+// OPTIONS --initrd INITRD`, then `kexec -e`.
+func TestSystemdArgv(t *testing.T) {
+	e := getEnv(t, true)
+	var all = map[string][]byte{}
+	for _, c := range mainComponents(t, e) {
+		for n, d := range c.Files {
+			all[n] = d
+		}
+	}
+	comps := []component{newComponent(t, "initrd.img", "zstd", all)}
+	items := componentItems(t, e, comps, stage2Cmdline)
+	r := kexecRun{
+		Components: comps,
+		Prepare:    "ln -s /bin/kexec-measured /usr/sbin/kexec",
+		Load:       `/usr/sbin/kexec --load /stage2/vmlinuz --append "` + stage2Cmdline + `" --initrd /components/initrd.img`,
+		Exec:       "/usr/sbin/kexec -e",
+		Items:      items,
+	}
+	r.do(t, e)
+}
