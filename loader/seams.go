@@ -26,6 +26,9 @@ type EventLog interface {
 	BeginWrite() error
 	// Append writes one record, fsyncs the file and clears the sticky bit.
 	Append(rec eventlog.Record) error
+	// AbortWrite clears the mark of BeginWrite when the PCR extend failed,
+	// so that no record is missing.
+	AbortWrite() error
 	// Unlock releases the lock.
 	Unlock() error
 }

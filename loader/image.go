@@ -1,0 +1,196 @@
+package loader
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+)
+
+// Component is one input as placed in its memfd.
+type Component struct {
+	Path   string // as named on the command line
+	Offset int64  // within the concatenated initrd; 0 for the kernel
+	Size   int64
+}
+
+// Measurement is one event: a range of loaded bytes (or the command line),
+// its digests in every bank, and the log record that describes it.
+type Measurement struct {
+	eventlog.KexecContent
+	Sums   map[crypto.Hash][]byte
+	Record eventlog.Record
+	data   []byte // the measured bytes: a slice of a read-only mapping of a sealed memfd, or the command line
+}
+
+// Image is a prepared load: the sealed memfds and what was measured of
+// them. Close releases it.
+type Image struct {
+	Kernel     Component
+	Initrd     []Component
+	InitrdSize int64
+	Cmdline    string
+	Banks      []crypto.Hash
+	// Measurements in extend order: kernel, initrd components (or their
+	// segments), command line.
+	Measurements []Measurement
+
+	kernel, initrd       *os.File
+	kernelMap, initrdMap []byte
+}
+
+// Close unmaps and closes the memfds.
+func (im *Image) Close() error {
+	var errs []error
+	errs = append(errs, unmap(im.kernelMap), unmap(im.initrdMap))
+	im.kernelMap, im.initrdMap = nil, nil
+	for _, f := range []*os.File{im.kernel, im.initrd} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	im.kernel, im.initrd = nil, nil
+	return errors.Join(errs...)
+}
+
+// align4 rounds n up to a multiple of 4.
+func align4(n int64) int64 { return (n + 3) &^ 3 }
+
+// CheckInputs checks, without reading them, that the kernel and every
+// initrd component can be opened for reading and are regular files, and
+// that the kernel is not empty. Errors: ErrNoKernel, or an *InputError
+// naming the file.
+func CheckInputs(kernel string, initrds []string) error {
+	files, err := openInputs(kernel, initrds)
+	closeAll(files)
+	return err
+}
+
+// openInputs opens the kernel and the initrd components, in that order, and
+// checks them as CheckInputs says. On error it closes what it opened.
+func openInputs(kernel string, initrds []string) ([]*os.File, error) {
+	if kernel == "" {
+		return nil, ErrNoKernel
+	}
+	paths := append([]string{kernel}, initrds...)
+	files := make([]*os.File, 0, len(paths))
+	for i, p := range paths {
+		f, size, err := openInput(p)
+		if err != nil {
+			closeAll(files)
+			return nil, err
+		}
+		files = append(files, f)
+		if i == 0 && size == 0 {
+			closeAll(files)
+			return nil, &InputError{Path: p, Err: ErrEmptyKernel}
+		}
+	}
+	return files, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// readInputs opens every input, checks it, and copies it into sealed
+// memfds: the kernel into its own, the initrd components into one, each at
+// a 4-byte-aligned offset with zero bytes between them. Every input is
+// checked before anything is copied.
+func readInputs(kernel string, initrds []string) (*Image, error) {
+	files, err := openInputs(kernel, initrds)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(files)
+
+	im := &Image{Kernel: Component{Path: kernel}}
+	ok := false
+	defer func() {
+		if !ok {
+			im.Close()
+		}
+	}()
+	if im.kernel, err = newMemfd("kernel"); err != nil {
+		return nil, err
+	}
+	if im.Kernel.Size, err = appendFile(im.kernel, files[0]); err != nil {
+		return nil, &InputError{Path: kernel, Err: err}
+	}
+	if im.Kernel.Size == 0 {
+		return nil, &InputError{Path: kernel, Err: ErrEmptyKernel}
+	}
+	if err := seal(im.kernel); err != nil {
+		return nil, err
+	}
+	if im.kernelMap, err = mapReadOnly(im.kernel, im.Kernel.Size); err != nil {
+		return nil, err
+	}
+
+	if im.initrd, err = newMemfd("initrd"); err != nil {
+		return nil, err
+	}
+	var off int64
+	for i, p := range initrds {
+		if pad := align4(off) - off; pad > 0 {
+			if err := writeZeros(im.initrd, pad); err != nil {
+				return nil, err
+			}
+			off += pad
+		}
+		n, err := appendFile(im.initrd, files[i+1])
+		if err != nil {
+			return nil, &InputError{Path: p, Err: err}
+		}
+		im.Initrd = append(im.Initrd, Component{Path: p, Offset: off, Size: n})
+		off += n
+	}
+	im.InitrdSize = off
+	if err := seal(im.initrd); err != nil {
+		return nil, err
+	}
+	if im.initrdMap, err = mapReadOnly(im.initrd, im.InitrdSize); err != nil {
+		return nil, err
+	}
+	ok = true
+	return im, nil
+}
+
+// WriteInitrd writes the concatenated initrd exactly as it would be loaded
+// to a new file at path.
+func (im *Image) WriteInitrd(path string) error {
+	if err := copyOut(path, im.initrd); err != nil {
+		return fmt.Errorf("writing the concatenated initrd to %s: %w", path, err)
+	}
+	return nil
+}
+
+// addMeasurements lists the events of the image in extend order.
+func (im *Image) addMeasurements() {
+	im.Measurements = append(im.Measurements, Measurement{
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
+		data:         im.kernelMap,
+	})
+	for _, c := range im.Initrd {
+		im.Measurements = append(im.Measurements, Measurement{
+			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size},
+			data:         im.initrdMap[c.Offset : c.Offset+c.Size],
+		})
+	}
+	im.Measurements = append(im.Measurements, Measurement{
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline))},
+		data:         []byte(im.Cmdline),
+	})
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

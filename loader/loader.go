@@ -1,0 +1,313 @@
+package loader
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+)
+
+// MaxCmdline is COMMAND_LINE_SIZE of x86-64 (and arm64): the command line
+// and its terminating NUL must fit in it.
+const MaxCmdline = 2048
+
+// Request is what kexec(8)'s options ask for, with kexec-tools' meaning of
+// each step (see cmd/kexec-measured for how options set them).
+type Request struct {
+	Kernel       string
+	Initrds      []string // components, concatenated in order
+	Append       string   // --append / --command-line
+	ReuseCmdline bool     // --reuse-cmdline: /proc/cmdline, then Append
+	Panic        bool     // -p: the crash kernel (KEXEC_FILE_ON_CRASH)
+	Debug        bool     // -d: KEXEC_FILE_DEBUG
+
+	Status   bool // -S: report whether a kernel is loaded
+	Unload   bool // -u
+	Load     bool // -l, -p, -f, or no mode
+	Shutdown bool // no mode: shutdown -r now after loading
+	Sync     bool
+	IfDown   bool
+	Exec     bool // -e, -f: reboot(LINUX_REBOOT_CMD_KEXEC)
+
+	InitrdOut string // write the concatenated initrd here
+}
+
+// Loader runs requests. Its zero value is not usable: Sys is required.
+type Loader struct {
+	Sys Syscalls
+	// PCRs and Log measure the loads; both nil means loading without
+	// measuring. With one of them, the other is required.
+	PCRs PCRExtender
+	Log  EventLog
+	PCR  int
+	// Banks are the hash algorithms to digest with when PCRs is nil (for a
+	// dry run); with a TPM its allocated banks are used.
+	Banks []crypto.Hash
+	// DryRun does everything but the system calls that change state, the
+	// TPM extends and the log writes; Result.Steps says what would be done.
+	DryRun bool
+	// Clock returns the record timestamp (microseconds since boot).
+	Clock func() int64
+	// Warn receives warnings; nil discards them.
+	Warn io.Writer
+}
+
+// Result is what Run did, or would do in a dry run.
+type Result struct {
+	Image  *Image   // the prepared load, nil when nothing was loaded; the caller closes it
+	Loaded bool     // for Status: whether the kernel asked about is loaded
+	Steps  []string // the state-changing steps, in order
+}
+
+// Run carries out req in kexec-tools' order: status; unload; load (read,
+// measure, kexec_file_load); check that something is loaded; shutdown;
+// sync; bring interfaces down; exec. It stops at the first error. Errors:
+// *InputError and ErrNoKernel, ErrCmdlineTooLong, ErrCrashNotReserved for
+// refused requests (nothing changed); *MeasureError when measuring failed
+// (nothing loaded); ErrNothingLoaded; *SyscallError from the kernel.
+func (l *Loader) Run(req Request) (*Result, error) {
+	res := &Result{}
+	if req.Status {
+		loaded, err := l.loaded(req.Panic)
+		res.Loaded = loaded
+		return res, err
+	}
+	if req.Load {
+		if err := l.checkLoad(req); err != nil {
+			return res, err
+		}
+	}
+	if req.Unload {
+		flags := FlagUnload
+		if req.Panic {
+			flags |= FlagOnCrash
+		}
+		if err := l.step(res, fmt.Sprintf("kexec_file_load(-1, -1, \"\", %s)", flagNames(flags)), func() error {
+			return l.Sys.KexecFileLoad(noFD, noFD, "", flags)
+		}); err != nil {
+			return res, err
+		}
+	}
+	if req.Load {
+		im, err := l.load(res, req)
+		res.Image = im
+		if err != nil {
+			return res, err
+		}
+	}
+	if (req.Shutdown || req.Exec) && !l.DryRun {
+		loaded, err := l.loaded(false)
+		if err != nil {
+			return res, err
+		}
+		if !loaded {
+			return res, ErrNothingLoaded
+		}
+	}
+	if req.Shutdown {
+		if err := l.step(res, "shutdown -r now", l.Sys.Shutdown); err != nil {
+			return res, err
+		}
+	}
+	if req.Sync {
+		l.step(res, "sync", func() error { l.Sys.Sync(); return nil })
+	}
+	if req.IfDown {
+		if err := l.step(res, "bring non-loopback network interfaces down", l.Sys.IfDown); err != nil {
+			return res, err
+		}
+	}
+	if req.Exec {
+		if err := l.step(res, "reboot(LINUX_REBOOT_CMD_KEXEC)", l.Sys.RebootKexec); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// step records a state-changing step and runs it unless this is a dry run.
+func (l *Loader) step(res *Result, what string, do func() error) error {
+	res.Steps = append(res.Steps, what)
+	if l.DryRun {
+		return nil
+	}
+	return do()
+}
+
+// checkLoad refuses a load that cannot work, before anything is read.
+func (l *Loader) checkLoad(req Request) error {
+	if req.Kernel == "" {
+		return ErrNoKernel
+	}
+	if req.Panic && !l.DryRun {
+		b, err := l.Sys.ReadFile(crashSizePath)
+		if err != nil || strings.TrimSpace(string(b)) == "0" {
+			return ErrCrashNotReserved
+		}
+	}
+	return nil
+}
+
+// load reads, measures and loads the image of req.
+func (l *Loader) load(res *Result, req Request) (*Image, error) {
+	cmdline, err := l.cmdline(req)
+	if err != nil {
+		return nil, err
+	}
+	im, err := readInputs(req.Kernel, req.Initrds)
+	if err != nil {
+		return nil, err
+	}
+	im.Cmdline = cmdline
+	if req.InitrdOut != "" {
+		if err := im.WriteInitrd(req.InitrdOut); err != nil {
+			return im, err
+		}
+	}
+	im.addMeasurements()
+	measuring := l.PCRs != nil || l.Log != nil
+	if measuring && (l.PCRs == nil || l.Log == nil) {
+		return im, errors.New("loader: measuring needs both a TPM and a log")
+	}
+	if measuring || l.DryRun {
+		if err := l.digest(im); err != nil {
+			return im, err
+		}
+	}
+	if measuring {
+		desc := fmt.Sprintf("extend PCR %d and log %d event(s)", l.PCR, len(im.Measurements))
+		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements) }); err != nil {
+			return im, err
+		}
+	}
+
+	flags := 0
+	initrdFD := int(im.initrd.Fd())
+	if im.InitrdSize == 0 {
+		flags |= FlagNoInitramfs
+		initrdFD = noFD
+	}
+	if req.Panic {
+		flags |= FlagOnCrash
+	}
+	if req.Debug {
+		flags |= FlagDebug
+	}
+	desc := fmt.Sprintf("kexec_file_load(kernel memfd, %s, %q, %s)", initrdDesc(im), cmdline, flagNames(flags))
+	err = l.step(res, desc, func() error {
+		return l.Sys.KexecFileLoad(int(im.kernel.Fd()), initrdFD, cmdline, flags)
+	})
+	return im, err
+}
+
+func initrdDesc(im *Image) string {
+	if im.InitrdSize == 0 {
+		return "no initrd"
+	}
+	return fmt.Sprintf("initrd memfd of %d bytes", im.InitrdSize)
+}
+
+// digest computes the digests of every measurement in every bank and
+// builds the log records.
+func (l *Loader) digest(im *Image) error {
+	banks := l.Banks
+	if l.PCRs != nil {
+		banks = l.PCRs.Banks()
+	}
+	if len(banks) == 0 {
+		return errors.New("loader: no PCR banks to digest with")
+	}
+	im.Banks = banks
+	if err := digestAll(im.Measurements, banks); err != nil {
+		return err
+	}
+	bootID := ""
+	if b, err := l.Sys.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		bootID = strings.TrimSpace(string(b))
+	}
+	var now int64
+	if l.Clock != nil {
+		now = l.Clock()
+	}
+	for i := range im.Measurements {
+		m := &im.Measurements[i]
+		m.BootID, m.Timestamp = bootID, now
+		rec, err := eventlog.NewKexecRecord(l.PCR, m.Sums, m.KexecContent)
+		if err != nil {
+			return fmt.Errorf("building the log record of %s: %w", m.describe(), err)
+		}
+		m.Record = rec
+	}
+	return nil
+}
+
+// cmdline composes the command line as kexec-tools does: with
+// --reuse-cmdline, /proc/cmdline without BOOT_IMAGE= (and without
+// crashkernel= for -p), then --append after a space.
+func (l *Loader) cmdline(req Request) (string, error) {
+	s := req.Append
+	if req.ReuseCmdline {
+		b, err := l.Sys.ReadFile(procCmdlinePath)
+		if err != nil {
+			return "", fmt.Errorf("--reuse-cmdline: reading %s: %w", procCmdlinePath, err)
+		}
+		base := reuseCmdline(string(b), req.Panic)
+		switch {
+		case base == "":
+		case s == "":
+			s = base
+		default:
+			s = base + " " + s
+		}
+	}
+	if len(s)+1 > MaxCmdline {
+		return "", fmt.Errorf("%w: %d bytes; the limit is %d bytes with the terminating NUL (COMMAND_LINE_SIZE)", ErrCmdlineTooLong, len(s), MaxCmdline)
+	}
+	return s, nil
+}
+
+// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a panic kernel)
+// from the running kernel's command line.
+func reuseCmdline(proc string, panic bool) string {
+	var keep []string
+	for _, w := range strings.Fields(proc) {
+		if strings.HasPrefix(w, "BOOT_IMAGE=") || (panic && strings.HasPrefix(w, "crashkernel=")) {
+			continue
+		}
+		keep = append(keep, w)
+	}
+	return strings.Join(keep, " ")
+}
+
+// loaded reads /sys/kernel/kexec_loaded or kexec_crash_loaded.
+func (l *Loader) loaded(panic bool) (bool, error) {
+	path := kexecLoadedPath
+	if panic {
+		path = crashLoadedPath
+	}
+	b, err := l.Sys.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.TrimSpace(string(b)) == "1", nil
+}
+
+// flagNames spells kexec_file_load flags for messages.
+func flagNames(flags int) string {
+	var names []string
+	for _, f := range []struct {
+		bit  int
+		name string
+	}{{FlagUnload, "KEXEC_FILE_UNLOAD"}, {FlagOnCrash, "KEXEC_FILE_ON_CRASH"}, {FlagNoInitramfs, "KEXEC_FILE_NO_INITRAMFS"}, {FlagDebug, "KEXEC_FILE_DEBUG"}} {
+		if flags&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	if len(names) == 0 {
+		return "0"
+	}
+	return strings.Join(names, "|")
+}

@@ -1,0 +1,57 @@
+package loader
+
+import (
+	"fmt"
+)
+
+// describe names a measurement for messages: "kexec-initrd /boot/fw.cpio".
+func (m *Measurement) describe() string {
+	s := m.Event
+	if m.Path != "" {
+		s += " " + m.Path
+	}
+	if m.Segment != nil {
+		s += fmt.Sprintf(" segment %d", *m.Segment)
+	}
+	return s
+}
+
+// measure extends the PCR and appends one log record per measurement, in
+// order, under the log's exclusive lock (DESIGN §6): for each event the
+// sticky bit is set, the PCR extended in all banks with one command, the
+// record appended and fsync'd (which clears the sticky bit). On failure it
+// stops at once and returns a *MeasureError that says which events were
+// already extended.
+func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement) (err error) {
+	var extended []string
+	logged := 0
+	fail := func(e error) error {
+		return &MeasureError{PCR: pcr, Extended: extended, Logged: logged, Err: e}
+	}
+	if err := log.Lock(); err != nil {
+		return fail(fmt.Errorf("locking the measurement log: %w", err))
+	}
+	defer func() {
+		if uerr := log.Unlock(); uerr != nil && err == nil {
+			err = fail(fmt.Errorf("unlocking the measurement log: %w", uerr))
+		}
+	}()
+	for i := range ms {
+		m := &ms[i]
+		if err := log.BeginWrite(); err != nil {
+			return fail(fmt.Errorf("marking the measurement log for writing before %s: %w", m.describe(), err))
+		}
+		if err := pcrs.Extend(pcr, m.Sums); err != nil {
+			if aerr := log.AbortWrite(); aerr != nil {
+				err = fmt.Errorf("%w; and clearing the log's write mark: %v", err, aerr)
+			}
+			return fail(fmt.Errorf("extending PCR %d with %s: %w", pcr, m.describe(), err))
+		}
+		extended = append(extended, m.describe())
+		if err := log.Append(m.Record); err != nil {
+			return fail(fmt.Errorf("appending the record of %s to the measurement log: %w", m.describe(), err))
+		}
+		logged++
+	}
+	return nil
+}
