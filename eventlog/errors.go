@@ -1,0 +1,81 @@
+package eventlog
+
+import (
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInterrupted reports a log whose sticky bit (S_ISVTX) was set when
+	// the lock was taken: a writer stopped between the PCR extend and the
+	// end of its append, so the log may lack a record for an extend that
+	// happened. It is a warning-class error: it comes back together with a
+	// usable result (the records read, or a Writer that holds the lock).
+	ErrInterrupted = errors.New("eventlog: log was left by an interrupted write (sticky bit set)")
+	// ErrMalformed reports a record that is not valid JSON or lacks a
+	// required field.
+	ErrMalformed = errors.New("eventlog: malformed record")
+	// ErrTruncated reports a record that is not terminated by LF, as a write
+	// cut short leaves it (RFC 7464 §2.3).
+	ErrTruncated = errors.New("eventlog: truncated record")
+	// ErrUnknownAlgorithm reports a hash algorithm without a CEL-JSON name.
+	ErrUnknownAlgorithm = errors.New("eventlog: unknown hash algorithm")
+	// ErrMissingDigest reports a record without a digest for a bank being
+	// replayed.
+	ErrMissingDigest = errors.New("eventlog: record lacks a digest for the bank")
+	// ErrMismatch reports a PCR whose value differs from the replayed log.
+	ErrMismatch = errors.New("eventlog: PCR value does not match the replayed log")
+	// ErrWriterState reports a Writer method called out of protocol order
+	// (Append without BeginWrite, BeginWrite without Lock, ...).
+	ErrWriterState = errors.New("eventlog: writer call out of order")
+)
+
+// InterruptedError is the error of a reader or writer that found the log's
+// sticky bit set. errors.Is(err, ErrInterrupted) is true for it.
+type InterruptedError struct {
+	Path string
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("eventlog: %s: log was left by an interrupted write (sticky bit set): it may lack a record for a PCR extend", e.Path)
+}
+
+// Is reports whether target is ErrInterrupted.
+func (e *InterruptedError) Is(target error) bool { return target == ErrInterrupted }
+
+// RecordError locates an error in a log: the record's index (from 0) and the
+// byte offset of its RS.
+type RecordError struct {
+	Index  int
+	Offset int64
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("eventlog: record %d at offset %d: %v", e.Index, e.Offset, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// MismatchError is a PCR whose value differs from the replayed log.
+// errors.Is(err, ErrMismatch) is true for it.
+type MismatchError struct {
+	PCR      int
+	Bank     crypto.Hash
+	Replayed []byte
+	Actual   []byte
+}
+
+func (e *MismatchError) Error() string {
+	name, err := AlgName(e.Bank)
+	if err != nil {
+		name = e.Bank.String()
+	}
+	return fmt.Sprintf("eventlog: PCR %d bank %s: TPM has %s, replayed log gives %s",
+		e.PCR, name, hex.EncodeToString(e.Actual), hex.EncodeToString(e.Replayed))
+}
+
+// Is reports whether target is ErrMismatch.
+func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
