@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/loader/loadertest"
 )
 
 // TestHeapIndependentOfInputSize loads (through the fake seam) and digests a
@@ -28,7 +30,7 @@ func TestHeapIndependentOfInputSize(t *testing.T) {
 	}
 	f.Close()
 
-	sys := newFakeSys(t)
+	sys := loadertest.NewSys(t)
 	l := &Loader{Sys: sys, DryRun: true, Banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
 	runtime.GC()
 	var before, after runtime.MemStats

@@ -179,7 +179,7 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	}
 	if measuring {
 		desc := fmt.Sprintf("extend PCR %d and log %d event(s)", l.PCR, len(im.Measurements))
-		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements) }); err != nil {
+		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.warn()) }); err != nil {
 			return im, err
 		}
 	}
@@ -310,4 +310,12 @@ func flagNames(flags int) string {
 		return "0"
 	}
 	return strings.Join(names, "|")
+}
+
+// warn returns the writer for warnings.
+func (l *Loader) warn() io.Writer {
+	if l.Warn == nil {
+		return io.Discard
+	}
+	return l.Warn
 }

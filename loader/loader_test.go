@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/kexec-measured/kexec-measured/loader/loadertest"
+
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +37,7 @@ func TestLoadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := newFakeSys(t)
+			sys := loadertest.NewSys(t)
 			l := &Loader{Sys: sys, PCR: 9}
 			res, err := l.Run(tt.req)
 			if res.Image != nil {
@@ -44,18 +46,18 @@ func TestLoadFlags(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if len(sys.loads) != 1 {
-				t.Fatalf("kexec_file_load called %d times, want 1", len(sys.loads))
+			if len(sys.Loads) != 1 {
+				t.Fatalf("kexec_file_load called %d times, want 1", len(sys.Loads))
 			}
-			c := sys.loads[0]
-			if c.flags != tt.wantFlags {
-				t.Errorf("flags = %s, want %s", flagNames(c.flags), flagNames(tt.wantFlags))
+			c := sys.Loads[0]
+			if c.Flags != tt.wantFlags {
+				t.Errorf("flags = %s, want %s", flagNames(c.Flags), flagNames(tt.wantFlags))
 			}
-			if tt.noInitrd != (c.initrdFD == -1) {
-				t.Errorf("initrd fd = %d, want no initrd: %v", c.initrdFD, tt.noInitrd)
+			if tt.noInitrd != (c.InitrdFD == -1) {
+				t.Errorf("initrd fd = %d, want no initrd: %v", c.InitrdFD, tt.noInitrd)
 			}
-			if tt.req.Unload && c.kernelFD != -1 {
-				t.Errorf("unload passed kernel fd %d, want -1", c.kernelFD)
+			if tt.req.Unload && c.KernelFD != -1 {
+				t.Errorf("unload passed kernel fd %d, want -1", c.KernelFD)
 			}
 		})
 	}
@@ -95,7 +97,7 @@ func TestConcatenationAndSeals(t *testing.T) {
 			for i, p := range tt.parts {
 				paths = append(paths, writeFile(t, dir, "part"+string(rune('0'+i)), p))
 			}
-			sys := newFakeSys(t)
+			sys := loadertest.NewSys(t)
 			l := &Loader{Sys: sys}
 			res, err := l.Run(Request{Load: true, Kernel: kernel, Initrds: paths, Append: "console=ttyS0"})
 			if err != nil {
@@ -103,26 +105,26 @@ func TestConcatenationAndSeals(t *testing.T) {
 			}
 			defer res.Image.Close()
 			want, offs := expectedInitrd(tt.parts)
-			c := sys.loads[0]
-			if !bytes.Equal(c.initrd, want) {
-				t.Errorf("initrd = %q, want %q", c.initrd, want)
+			c := sys.Loads[0]
+			if !bytes.Equal(c.Initrd, want) {
+				t.Errorf("initrd = %q, want %q", c.Initrd, want)
 			}
-			if string(c.kernel) != "kernel image" {
-				t.Errorf("kernel = %q", c.kernel)
+			if string(c.Kernel) != "kernel image" {
+				t.Errorf("kernel = %q", c.Kernel)
 			}
-			if c.cmdline != "console=ttyS0" {
-				t.Errorf("cmdline = %q", c.cmdline)
+			if c.Cmdline != "console=ttyS0" {
+				t.Errorf("cmdline = %q", c.Cmdline)
 			}
 			for i, comp := range res.Image.Initrd {
 				if comp.Offset != offs[i] || comp.Size != int64(len(tt.parts[i])) {
 					t.Errorf("component %d at %d size %d, want %d size %d", i, comp.Offset, comp.Size, offs[i], len(tt.parts[i]))
 				}
 			}
-			if !c.sealsOK {
+			if !c.SealsOK {
 				t.Error("memfds are not sealed with WRITE|SHRINK|GROW|SEAL")
 			}
-			if !errors.Is(c.writeErr, unix.EPERM) {
-				t.Errorf("write to a sealed memfd: %v, want EPERM", c.writeErr)
+			if !errors.Is(c.WriteErr, unix.EPERM) {
+				t.Errorf("write to a sealed memfd: %v, want EPERM", c.WriteErr)
 			}
 		})
 	}
@@ -158,7 +160,7 @@ func TestBadInputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := newFakeSys(t)
+			sys := loadertest.NewSys(t)
 			p := &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA256}}
 			log := &fakeLog{sys: sys}
 			l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9}
@@ -176,13 +178,13 @@ func TestBadInputs(t *testing.T) {
 			if tt.wantPath != "" && (!errors.As(err, &ie) || ie.Path != tt.wantPath) {
 				t.Errorf("error %v does not name %s", err, tt.wantPath)
 			}
-			if len(sys.calls) != 0 {
-				t.Errorf("calls made despite bad input: %s", callsString(sys))
+			if len(sys.Calls) != 0 {
+				t.Errorf("calls made despite bad input: %s", sys.CallString())
 			}
 		})
 	}
 	// Exactly at the limit is accepted: 2047 bytes and the NUL.
-	sys := newFakeSys(t)
+	sys := loadertest.NewSys(t)
 	res, err := (&Loader{Sys: sys}).Run(Request{Load: true, Kernel: kernel, Append: strings.Repeat("x", MaxCmdline-1)})
 	if err != nil {
 		t.Fatalf("a %d-byte command line was refused: %v", MaxCmdline-1, err)
@@ -197,7 +199,7 @@ func TestUnreadableInput(t *testing.T) {
 	dir := t.TempDir()
 	kernel := writeFile(t, dir, "vmlinuz", "kernel")
 	os.Chmod(kernel, 0)
-	_, err := (&Loader{Sys: newFakeSys(t)}).Run(Request{Load: true, Kernel: kernel})
+	_, err := (&Loader{Sys: loadertest.NewSys(t)}).Run(Request{Load: true, Kernel: kernel})
 	var ie *InputError
 	if !errors.As(err, &ie) || !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("err = %v, want a permission error naming %s", err, kernel)
@@ -223,8 +225,8 @@ func TestExecAndShutdown(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := newFakeSys(t)
-			sys.files[kexecLoadedPath] = tt.loaded + "\n"
+			sys := loadertest.NewSys(t)
+			sys.Files[kexecLoadedPath] = tt.loaded + "\n"
 			res, err := (&Loader{Sys: sys}).Run(tt.req)
 			if res.Image != nil {
 				res.Image.Close()
@@ -232,7 +234,7 @@ func TestExecAndShutdown(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
-			if got := callsString(sys); got != tt.wantCalls {
+			if got := sys.CallString(); got != tt.wantCalls {
 				t.Errorf("calls %q, want %q", got, tt.wantCalls)
 			}
 		})
@@ -252,8 +254,8 @@ func TestStatus(t *testing.T) {
 		{"crash not loaded", true, "1", "0", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := newFakeSys(t)
-			sys.files[kexecLoadedPath], sys.files[crashLoadedPath] = tt.normal, tt.crash
+			sys := loadertest.NewSys(t)
+			sys.Files[kexecLoadedPath], sys.Files[crashLoadedPath] = tt.normal, tt.crash
 			res, err := (&Loader{Sys: sys}).Run(Request{Status: true, Panic: tt.panic})
 			if err != nil || res.Loaded != tt.want {
 				t.Fatalf("loaded = %v, %v; want %v", res.Loaded, err, tt.want)
@@ -265,11 +267,11 @@ func TestStatus(t *testing.T) {
 func TestPanicNeedsReservedMemory(t *testing.T) {
 	dir := t.TempDir()
 	kernel := writeFile(t, dir, "vmlinuz", "kernel")
-	sys := newFakeSys(t)
-	sys.files[crashSizePath] = "0\n"
+	sys := loadertest.NewSys(t)
+	sys.Files[crashSizePath] = "0\n"
 	_, err := (&Loader{Sys: sys}).Run(Request{Load: true, Panic: true, Kernel: kernel})
-	if !errors.Is(err, ErrCrashNotReserved) || len(sys.loads) != 0 {
-		t.Fatalf("err = %v, loads %d; want ErrCrashNotReserved and no load", err, len(sys.loads))
+	if !errors.Is(err, ErrCrashNotReserved) || len(sys.Loads) != 0 {
+		t.Fatalf("err = %v, loads %d; want ErrCrashNotReserved and no load", err, len(sys.Loads))
 	}
 }
 
@@ -285,8 +287,8 @@ func TestReuseCmdline(t *testing.T) {
 		{"\n", "x", false, "x"},
 	}
 	for _, tt := range tests {
-		sys := newFakeSys(t)
-		sys.files[procCmdlinePath] = tt.proc
+		sys := loadertest.NewSys(t)
+		sys.Files[procCmdlinePath] = tt.proc
 		got, err := (&Loader{Sys: sys}).cmdline(Request{ReuseCmdline: true, Append: tt.append, Panic: tt.panic})
 		if err != nil || got != tt.want {
 			t.Errorf("cmdline(%q, %q, panic %v) = %q, %v; want %q", tt.proc, tt.append, tt.panic, got, err, tt.want)
@@ -322,13 +324,13 @@ func TestSyscallErrorExplains(t *testing.T) {
 func TestLoadFailureIsReported(t *testing.T) {
 	dir := t.TempDir()
 	kernel := writeFile(t, dir, "vmlinuz", "kernel")
-	sys := newFakeSys(t)
-	sys.loadErr = &SyscallError{Call: "kexec_file_load", Err: syscall.ENOEXEC}
+	sys := loadertest.NewSys(t)
+	sys.LoadErr = &SyscallError{Call: "kexec_file_load", Err: syscall.ENOEXEC}
 	_, err := (&Loader{Sys: sys}).Run(Request{Load: true, Kernel: kernel, Exec: true, Sync: true})
 	if !errors.Is(err, syscall.ENOEXEC) {
 		t.Fatalf("err = %v, want ENOEXEC", err)
 	}
-	if got := callsString(sys); got != "kexec_file_load" {
+	if got := sys.CallString(); got != "kexec_file_load" {
 		t.Errorf("calls after a failed load: %q", got)
 	}
 }
@@ -340,7 +342,7 @@ func TestMeasuredLoad(t *testing.T) {
 	kernel := writeFile(t, dir, "vmlinuz", "the kernel")
 	a := writeFile(t, dir, "a.cpio", "first")
 	b := writeFile(t, dir, "b.cpio.gz", "second component")
-	sys := newFakeSys(t)
+	sys := loadertest.NewSys(t)
 	p := &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
 	log := &fakeLog{sys: sys}
 	l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9, Clock: func() int64 { return 42 }}
@@ -350,7 +352,7 @@ func TestMeasuredLoad(t *testing.T) {
 	}
 	defer res.Image.Close()
 	want := "lock begin extend append begin extend append begin extend append begin extend append unlock kexec_file_load"
-	if got := callsString(sys); got != want {
+	if got := sys.CallString(); got != want {
 		t.Errorf("calls\n %s\nwant\n %s", got, want)
 	}
 	contents := []string{"the kernel", "first", "second component", "x y"}
@@ -397,7 +399,7 @@ func TestMeasureFailuresLoadNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sys := newFakeSys(t)
+			sys := loadertest.NewSys(t)
 			p := &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA256}, failAt: tt.extendFail}
 			log := &fakeLog{sys: sys, failAt: tt.appendFail}
 			l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9}
@@ -415,11 +417,11 @@ func TestMeasureFailuresLoadNothing(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantText) || !strings.Contains(err.Error(), "nothing loaded") {
 				t.Errorf("message %q lacks %q", err, tt.wantText)
 			}
-			if len(sys.loads) != 0 || strings.Contains(callsString(sys), "reboot") {
-				t.Errorf("loaded or rebooted after a failed measurement: %s", callsString(sys))
+			if len(sys.Loads) != 0 || strings.Contains(sys.CallString(), "reboot") {
+				t.Errorf("loaded or rebooted after a failed measurement: %s", sys.CallString())
 			}
-			if !strings.HasSuffix(callsString(sys), "unlock") {
-				t.Errorf("log not unlocked: %s", callsString(sys))
+			if !strings.HasSuffix(sys.CallString(), "unlock") {
+				t.Errorf("log not unlocked: %s", sys.CallString())
 			}
 			if tt.extendFail > 0 && log.marked {
 				t.Error("the log's write mark was left set after a failed extend")
@@ -434,15 +436,15 @@ func TestDryRunChangesNothing(t *testing.T) {
 	a := writeFile(t, dir, "a.cpio", "abc")
 	b := writeFile(t, dir, "b.cpio", "defgh")
 	out := dir + "/initrd.out"
-	sys := newFakeSys(t)
+	sys := loadertest.NewSys(t)
 	l := &Loader{Sys: sys, PCR: 9, Banks: []crypto.Hash{crypto.SHA256, crypto.SHA384}, DryRun: true}
 	res, err := l.Run(Request{Load: true, Kernel: kernel, Initrds: []string{a, b}, Exec: true, Sync: true, IfDown: true, InitrdOut: out})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Image.Close()
-	if len(sys.calls) != 0 {
-		t.Errorf("dry run made calls: %s", callsString(sys))
+	if len(sys.Calls) != 0 {
+		t.Errorf("dry run made calls: %s", sys.CallString())
 	}
 	if len(res.Steps) != 4 || !strings.HasPrefix(res.Steps[0], "kexec_file_load") || res.Steps[3] != "reboot(LINUX_REBOOT_CMD_KEXEC)" {
 		t.Errorf("steps %q", res.Steps)

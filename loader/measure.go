@@ -1,7 +1,11 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
+	"io"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
 )
 
 // describe names a measurement for messages: "kexec-initrd /boot/fw.cpio".
@@ -22,13 +26,20 @@ func (m *Measurement) describe() string {
 // record appended and fsync'd (which clears the sticky bit). On failure it
 // stops at once and returns a *MeasureError that says which events were
 // already extended.
-func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement) (err error) {
+//
+// A log whose earlier write was interrupted (eventlog.ErrInterrupted from
+// Lock) no longer explains the PCR, but refusing would block every later
+// kexec until a reboot: the records we add are still right, so measure
+// goes on and warns.
+func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.Writer) (err error) {
 	var extended []string
 	logged := 0
 	fail := func(e error) error {
 		return &MeasureError{PCR: pcr, Extended: extended, Logged: logged, Err: e}
 	}
-	if err := log.Lock(); err != nil {
+	if err := log.Lock(); errors.Is(err, eventlog.ErrInterrupted) {
+		fmt.Fprintf(warn, "kexec-measured: warning: %v; the log does not explain the PCRs of this boot any more; appending anyway\n", err)
+	} else if err != nil {
 		return fail(fmt.Errorf("locking the measurement log: %w", err))
 	}
 	defer func() {

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// options is the parsed command line in kexec(8) syntax. The do* fields
+// mirror kexec-tools' main(): each mode option sets several of them, and
+// the last mode option wins.
+type options struct {
+	doLoad, doExec, doShutdown, doSync, doIfdown, doUnload, doStatus bool
+	skipSync, skipIfdown                                             bool
+	sawLoad                                                          bool // -l was given: -S then asks about the normal kernel
+	panic                                                            bool // -p: KEXEC_FILE_ON_CRASH
+	syscall                                                          byte // 's' kexec_file_load (also -a), 'c' kexec_load
+	debug, help, version                                             bool
+
+	kernel       string
+	initrds      []string
+	appendLine   string
+	reuseCmdline bool
+	kernelType   string
+
+	tpm        string
+	requireTPM bool
+	pcr        int
+	logPath    string
+	split      bool
+	dryRun     bool
+	json       bool
+	initrdOut  string
+	banks      string
+}
+
+// usageError is a command line that cannot be carried out: exit status 1.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// optSpec is one option: its long name, its short letter (0 for none),
+// whether it takes a value, and what it does.
+type optSpec struct {
+	long  string
+	short byte
+	arg   bool
+	set   func(o *options, v string) error
+}
+
+// The options of kexec(8) (kexec-tools semantics) and ours.
+var optSpecs = []optSpec{
+	{"help", 'h', false, func(o *options, _ string) error { o.help = true; return nil }},
+	{"version", 'v', false, func(o *options, _ string) error { o.version = true; return nil }},
+	{"force", 'f', false, func(o *options, _ string) error {
+		o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = true, false, true, true, true
+		return nil
+	}},
+	{"load", 'l', false, func(o *options, _ string) error {
+		o.doLoad, o.doExec, o.doShutdown, o.sawLoad = true, false, false, true
+		return nil
+	}},
+	{"load-panic", 'p', false, func(o *options, _ string) error {
+		o.doLoad, o.doExec, o.doShutdown, o.doSync, o.panic = true, false, false, false, true
+		return nil
+	}},
+	{"unload", 'u', false, func(o *options, _ string) error {
+		o.doLoad, o.doShutdown, o.doSync, o.doUnload = false, false, false, true
+		return nil
+	}},
+	{"exec", 'e', false, func(o *options, _ string) error {
+		o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = false, false, true, true, true
+		return nil
+	}},
+	{"status", 'S', false, func(o *options, _ string) error { o.doStatus = true; return nil }},
+	{"type", 't', true, func(o *options, v string) error { o.kernelType = v; return nil }},
+	{"no-checks", 'i', false, func(o *options, _ string) error { return nil }},
+	{"no-ifdown", 'x', false, func(o *options, _ string) error { o.skipIfdown = true; return nil }},
+	{"no-sync", 'y', false, func(o *options, _ string) error { o.skipSync = true; return nil }},
+	{"kexec-file-syscall", 's', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
+	{"kexec-syscall-auto", 'a', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
+	{"kexec-syscall", 'c', false, func(o *options, _ string) error { o.syscall = 'c'; return nil }},
+	{"debug", 'd', false, func(o *options, _ string) error { o.debug = true; return nil }},
+	{"initrd", 0, true, addInitrd},
+	{"ramdisk", 0, true, addInitrd},
+	{"append", 0, true, setAppend},
+	{"command-line", 0, true, setAppend},
+	{"reuse-cmdline", 0, false, func(o *options, _ string) error { o.reuseCmdline = true; return nil }},
+
+	{"tpm", 0, true, func(o *options, v string) error { o.tpm = v; return nil }},
+	{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
+	{"pcr", 0, true, func(o *options, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 23 {
+			return usagef("--pcr=%s: a PCR index is a number from 0 to 23", v)
+		}
+		o.pcr = n
+		return nil
+	}},
+	{"log", 0, true, func(o *options, v string) error { o.logPath = v; return nil }},
+	{"split-initrd", 0, false, func(o *options, _ string) error { o.split = true; return nil }},
+	{"dry-run", 0, false, func(o *options, _ string) error { o.dryRun = true; return nil }},
+	{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
+	{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
+	{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+}
+
+func addInitrd(o *options, v string) error {
+	if v == "" {
+		return usagef("--initrd: empty file name")
+	}
+	o.initrds = append(o.initrds, v)
+	return nil
+}
+
+// setAppend: as in kexec-tools, a later --append replaces an earlier one.
+func setAppend(o *options, v string) error { o.appendLine = v; return nil }
+
+// parseArgs parses args (without the program name) the way kexec-tools'
+// getopt_long does: options and operands may be mixed, "--" ends the
+// options, long options take "=value" or the next argument and may be
+// abbreviated to a unique prefix, short options may be grouped ("-lx") and
+// take their value attached or as the next argument. The kernel is the
+// first operand.
+func parseArgs(args []string) (*options, error) {
+	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
+	var operands []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func(name string) (string, error) {
+			if i+1 >= len(args) {
+				return "", usagef("option %s requires an argument", name)
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case a == "--":
+			operands = append(operands, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			spec, err := lookupLong(name)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case spec.arg && !hasVal:
+				if val, err = next("--" + spec.long); err != nil {
+					return nil, err
+				}
+			case !spec.arg && hasVal:
+				return nil, usagef("option '--%s' doesn't allow an argument", spec.long)
+			}
+			if err := spec.set(o, val); err != nil {
+				return nil, err
+			}
+		case len(a) > 1 && a[0] == '-':
+			for j := 1; j < len(a); j++ {
+				spec := lookupShort(a[j])
+				if spec == nil {
+					return nil, usagef("invalid option -- '%c'", a[j])
+				}
+				val := ""
+				if spec.arg {
+					if j+1 < len(a) {
+						val = a[j+1:]
+					} else {
+						var err error
+						if val, err = next("-" + string(a[j])); err != nil {
+							return nil, err
+						}
+					}
+					j = len(a)
+				}
+				if err := spec.set(o, val); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			operands = append(operands, a)
+		}
+	}
+	if o.skipIfdown {
+		o.doIfdown = false
+	}
+	if o.skipSync {
+		o.doSync = false
+	}
+	if o.doStatus {
+		o.doLoad, o.doUnload, o.doShutdown, o.doSync, o.doIfdown, o.doExec = false, false, false, false, false, false
+	}
+	if len(operands) > 0 {
+		o.kernel = operands[0]
+	}
+	if len(operands) > 1 {
+		return nil, usagef("unexpected argument %q: only one kernel image may be given", operands[1])
+	}
+	if o.help || o.version {
+		return o, nil
+	}
+	if o.syscall == 'c' && (o.doLoad || o.doUnload) {
+		return nil, usagef("-c/--kexec-syscall is not supported: measured loading needs kexec_file_load, " +
+			"where the kernel reads the very bytes that were measured (use -s, the default)")
+	}
+	if o.doLoad && o.kernel == "" {
+		return nil, usagef("no kernel specified")
+	}
+	if o.initrdOut != "" && !o.doLoad {
+		return nil, usagef("--initrd-out needs a load (-l, -p, -f or no mode)")
+	}
+	return o, nil
+}
+
+// lookupLong finds a long option by its name or a unique prefix of it.
+func lookupLong(name string) (*optSpec, error) {
+	var found []*optSpec
+	for i := range optSpecs {
+		s := &optSpecs[i]
+		if s.long == name {
+			return s, nil
+		}
+		if strings.HasPrefix(s.long, name) && name != "" {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, usagef("unrecognized option '--%s'", name)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, len(found))
+	for i, s := range found {
+		names[i] = "--" + s.long
+	}
+	return nil, usagef("option '--%s' is ambiguous; possibilities: %s", name, strings.Join(names, " "))
+}
+
+func lookupShort(c byte) *optSpec {
+	for i := range optSpecs {
+		if optSpecs[i].short == c {
+			return &optSpecs[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/loader"
+)
+
+// Exit statuses of kexec mode, as kexec-tools uses them.
+const (
+	exitOK      = 0
+	exitRefused = 1   // usage error or a refused request: nothing changed
+	exitFailed  = 255 // a failed load or measurement
+)
+
+// env is what runKexec needs from the machine; tests replace it.
+type env struct {
+	sys     loader.Syscalls
+	getenv  func(string) string
+	openTPM func(spec string) (tpmDevice, error)
+	clock   func() int64
+}
+
+// runKexec runs kexec(8) syntax and returns the exit status.
+func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\nTry '%s --help' for more information.\n", name, err, name)
+		return exitRefused
+	}
+	if o.help {
+		writeUsage(stdout, name)
+		return exitOK
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "kexec-measured %s (kexec-tools compatible)\n", version)
+		return exitOK
+	}
+	status, err := kexec(o, e, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	}
+	return status
+}
+
+// kexec carries out parsed options and returns the exit status and the
+// error to print.
+func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
+	banks, err := parseBanks(o.banks)
+	if err != nil {
+		return exitRefused, err
+	}
+	req := request(o)
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+
+	if o.doLoad {
+		// Refuse bad inputs before the TPM is opened: a bad file changes
+		// nothing, not even a TPM session.
+		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
+			return exitRefused, err
+		}
+		m, err := openMeasurer(o, e, l, stderr)
+		if err != nil {
+			return exitStatus(err), err
+		}
+		if m != nil {
+			defer m.close()
+		}
+	}
+
+	res, err := l.Run(req)
+	if res.Image != nil {
+		defer res.Image.Close()
+	}
+	if err != nil {
+		return exitStatus(err), err
+	}
+	if req.Status {
+		if res.Loaded {
+			return 1, nil
+		}
+		return exitOK, nil
+	}
+	if o.dryRun {
+		if o.json {
+			err = writePlanJSON(stdout, o, res)
+		} else {
+			err = writePlanText(stdout, o, res)
+		}
+		if err != nil {
+			return exitFailed, err
+		}
+	}
+	return exitOK, nil
+}
+
+// request turns kexec-tools' variables into a loader request.
+func request(o *options) loader.Request {
+	return loader.Request{
+		Kernel:       o.kernel,
+		Initrds:      o.initrds,
+		Append:       o.appendLine,
+		ReuseCmdline: o.reuseCmdline,
+		Panic:        o.panic || (o.doStatus && !o.sawLoad),
+		Debug:        o.debug,
+		Status:       o.doStatus,
+		Unload:       o.doUnload,
+		Load:         o.doLoad,
+		Shutdown:     o.doShutdown,
+		Sync:         o.doSync,
+		IfDown:       o.doIfdown,
+		Exec:         o.doExec,
+		InitrdOut:    o.initrdOut,
+	}
+}
+
+// exitStatus maps an error to kexec-tools' exit status: 1 for a request
+// refused before anything changed, 255 for a failed load or measurement.
+func exitStatus(err error) int {
+	var ue *usageError
+	var ie *loader.InputError
+	var re *refusedError
+	switch {
+	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &re),
+		errors.Is(err, loader.ErrNoKernel),
+		errors.Is(err, loader.ErrCmdlineTooLong),
+		errors.Is(err, loader.ErrCrashNotReserved),
+		errors.Is(err, loader.ErrNothingLoaded):
+		return exitRefused
+	}
+	return exitFailed
+}
+
+// parseBanks parses --banks=sha1,sha256,...
+func parseBanks(s string) ([]crypto.Hash, error) {
+	var banks []crypto.Hash
+	for _, name := range strings.Split(s, ",") {
+		h, err := eventlog.ParseAlg(strings.TrimSpace(name))
+		if err != nil {
+			return nil, usagef("--banks=%s: %v", s, err)
+		}
+		for _, b := range banks {
+			if b == h {
+				return nil, usagef("--banks=%s: %s named twice", s, name)
+			}
+		}
+		banks = append(banks, h)
+	}
+	slices.Sort(banks)
+	return banks, nil
+}
+
+// newEnv is the real machine.
+func newEnv() env {
+	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, openTPM: openTPM, clock: bootClock}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/tpm"
+)
+
+// tpmDevice is an open TPM as the command uses it.
+type tpmDevice interface {
+	loader.PCRExtender
+	Close() error
+}
+
+// openTPM opens the TPM that --tpm names (see tpm.Open).
+func openTPM(spec string) (tpmDevice, error) { return tpm.Open(spec) }
+
+// measurer is an open TPM and log.
+type measurer struct {
+	dev tpmDevice
+	log *eventlog.Writer
+}
+
+func (m *measurer) close() {
+	m.dev.Close()
+	if m.log != nil {
+		m.log.Close()
+	}
+}
+
+// openMeasurer opens the TPM of --tpm and, unless this is a dry run, the
+// log of --log. It returns nil (and no error) when loading goes on without
+// measuring: --tpm=none, or --tpm=auto with no TPM (with a warning), or a dry
+// run with --tpm=auto (a dry run opens a TPM only when --tpm names one, so
+// that trying a command never touches the machine's TPM).
+func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measurer, error) {
+	switch {
+	case o.tpm == "none" && o.requireTPM:
+		return nil, usagef("--require-tpm contradicts --tpm=none")
+	case o.tpm == "none", o.dryRun && o.tpm == "auto":
+		return nil, nil
+	}
+	dev, err := e.openTPM(o.tpm)
+	if errors.Is(err, tpm.ErrNoTPM) {
+		if o.requireTPM {
+			return nil, &refusedError{fmt.Errorf("--require-tpm: %w", err)}
+		}
+		fmt.Fprintf(stderr, "kexec-measured: warning: %v; loading WITHOUT measuring (use --require-tpm to refuse)\n", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the TPM (--tpm=%s): %w", o.tpm, err)
+	}
+	m := &measurer{dev: dev}
+	if o.dryRun {
+		l.Banks = dev.Banks()
+		return m, nil
+	}
+	path := o.logPath
+	if path == "" {
+		path = eventlog.DefaultPath(e.getenv)
+	}
+	if m.log, err = eventlog.OpenWriter(path); err != nil {
+		m.close()
+		return nil, fmt.Errorf("opening the measurement log: %w", err)
+	}
+	l.PCRs, l.Log = dev, m.log
+	return m, nil
+}
+
+// refusedError is a request refused before anything changed: exit 1.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
