@@ -1,0 +1,125 @@
+// Package segments walks initramfs images the way the Linux kernel's
+// unpack_to_rootfs() does (init/initramfs.c, Documentation/driver-api/
+// early-userspace/buffer-format.rst) and splits them into segments: runs of
+// uncompressed newc cpio entries and compressed members (gzip, bzip2, lzma,
+// xz, lzo, lz4, zstd), each with the NUL padding that follows it, so that the
+// segments tile the image exactly.
+//
+// A Reader yields segments in order, in the shape of archive/tar:
+//
+//	r := segments.NewReader(f, size, segments.Limits{})
+//	for {
+//		s, err := r.Next()
+//		if err == io.EOF {
+//			break
+//		}
+//		...
+//	}
+//
+// Compressed members are not assumed to be last. Their end is found from the
+// format's structure where it allows (zstd frame and block headers, xz blocks,
+// index and footer, lzop blocks, lz4 block sizes) and by decoding otherwise
+// (gzip, bzip2, lzma). What the kernel would reject is reported as a Warning
+// and bytes that cannot be parsed become a final segment of kind "unknown":
+// nothing is dropped silently.
+//
+// A CpioReader lists the entries of one cpio stream, uncompressed or
+// decompressed. Images are untrusted: sizes are checked against what remains
+// before anything is allocated, names are bounded, offsets are 64-bit, and
+// decompressed bytes and entries are capped by Limits.
+package segments
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kinds of segments.
+const (
+	KindCpio    = "cpio"    // uncompressed newc (070701) or crc (070702) cpio
+	KindGzip    = "gzip"    // one gzip member (RFC 1952)
+	KindBzip2   = "bzip2"   // one bzip2 stream
+	KindLZMA    = "lzma"    // one legacy .lzma (LZMA_Alone) stream
+	KindXZ      = "xz"      // one xz stream
+	KindLZO     = "lzo"     // one lzop file
+	KindLZ4     = "lz4"     // lz4 legacy (or, with a warning, frame) format
+	KindZstd    = "zstd"    // one zstd frame, with any skippable frames before it
+	KindPadding = "padding" // NUL bytes at the very start of an image
+	KindUnknown = "unknown" // bytes that could not be parsed, up to the end
+)
+
+// Sentinel errors. Errors returned by this package wrap one of them (or an
+// I/O error of the underlying reader) and name the offset that failed.
+var (
+	// ErrHeader means a cpio header is malformed.
+	ErrHeader = errors.New("segments: invalid cpio header")
+	// ErrFormat means a compressed member is malformed or truncated.
+	ErrFormat = errors.New("segments: malformed compressed data")
+	// ErrJunk means bytes inside a decompressed stream that are neither NUL
+	// padding nor a cpio header: the kernel fails with "junk within
+	// compressed archive".
+	ErrJunk = errors.New("segments: junk within compressed archive")
+	// ErrLimit means a Limits bound was reached.
+	ErrLimit = errors.New("segments: limit exceeded")
+	// ErrUnsupportedCompression means the package cannot decompress a kind
+	// (it can still find its end).
+	ErrUnsupportedCompression = errors.New("segments: decompression not supported")
+)
+
+// Default limits, used for zero fields of Limits.
+const (
+	DefaultMaxDecompressed = 8 << 30 // bytes per image (all segments together)
+	DefaultMaxEntries      = 1 << 20 // cpio entries per image
+	DefaultMaxNameLen      = 4096    // PATH_MAX, as the kernel
+)
+
+// Limits bound the work done on an untrusted image. The zero value means the
+// generous defaults above.
+type Limits struct {
+	MaxDecompressed int64 // decompressed bytes, summed over the image
+	MaxEntries      int   // cpio entries, summed over the image
+	MaxNameLen      int   // bytes of a cpio name or symlink target, with its NUL
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDecompressed <= 0 {
+		l.MaxDecompressed = DefaultMaxDecompressed
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	if l.MaxNameLen <= 0 {
+		l.MaxNameLen = DefaultMaxNameLen
+	}
+	return l
+}
+
+// Warning codes: each names something the kernel would reject or that the
+// walk could not explain. docs/segments.md gives the kernel's reason for each.
+const (
+	WarnMisalignedCpio = "misaligned-cpio" // cpio not at a multiple of 4
+	WarnLZ4NotLast     = "lz4-not-last"    // lz4 legacy followed by more data
+	WarnLZ4Frame       = "lz4-frame"       // lz4 frame format (kernel knows legacy only)
+	WarnXZCheck        = "xz-check"        // xz check other than none/CRC32
+	WarnGzipHeader     = "gzip-header"     // gzip FEXTRA, FCOMMENT or FHCRC
+	WarnZstdSkippable  = "zstd-skippable"  // skippable frame (pzstd)
+	WarnLZOHeader      = "lzo-header"      // lzop flags the kernel misparses
+	WarnJunkWithin     = "junk-within"     // junk within a compressed archive
+	WarnJunkAtEnd      = "junk-at-end"     // decompressed stream ends inside an entry
+	WarnCpioChecksum   = "cpio-checksum"   // 070702 data checksum mismatch
+	WarnCpioMagic      = "cpio-magic"      // '0' at an aligned offset but no newc magic
+	WarnUnknownBytes   = "unknown-bytes"   // bytes that could not be parsed
+	WarnCorrupt        = "corrupt"         // a member that failed to decode
+)
+
+// Warning is something the kernel would reject, or bytes the walk could not
+// explain. The image is still walked.
+type Warning struct {
+	Offset  int64  `json:"offset"` // offset in the image the warning is about
+	Code    string `json:"code"`   // one of the Warn* constants
+	Message string `json:"message"`
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("%s at %d: %s", w.Code, w.Offset, w.Message)
+}

@@ -1,0 +1,247 @@
+package segments
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Segment is one part of an image: an uncompressed cpio archive, one
+// compressed member, leading padding or an unparsed tail. Segments tile the
+// image: each starts where the previous one ends, and Size includes the NUL
+// padding that follows the segment's data.
+type Segment struct {
+	Index   int
+	Offset  int64 // offset of the first byte in the image
+	Size    int64 // bytes, including the trailing NUL padding
+	Padding int64 // trailing NUL bytes included in Size
+	Kind    string
+
+	// UncompressedSize is the size of the (decompressed) cpio data, or -1
+	// when it is not known without decompressing.
+	UncompressedSize int64
+	// Scanned reports whether the cpio data was walked: only then are
+	// Entries, Trailer and the content warnings known.
+	Scanned bool
+	Entries int  // cpio entries, not counting trailers
+	Trailer bool // the cpio data ends with TRAILER!!!
+	// Files holds the entries' headers when the Reader keeps them.
+	Files []*Header
+	// Warnings are what the kernel would reject in this segment.
+	Warnings []Warning
+}
+
+// DataSize returns the size of the segment without its trailing padding.
+func (s *Segment) DataSize() int64 { return s.Size - s.Padding }
+
+func (s *Segment) warn(off int64, code, format string, args ...any) {
+	s.Warnings = append(s.Warnings, Warning{Offset: off, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// Reader walks the segments of an image.
+type Reader struct {
+	ra   io.ReaderAt
+	size int64
+	lim  Limits
+
+	pos       int64
+	index     int
+	decoded   int64 // decompressed bytes so far, against lim.MaxDecompressed
+	entries   int   // cpio entries so far, against lim.MaxEntries
+	keep      bool
+	unknownAt error // set when the next segment must be an unparsed tail
+	err       error
+}
+
+// NewReader returns a Reader of the image held in the first size bytes of
+// r. The Reader reads r with ReadAt only and never holds more than a small
+// buffer of the image in memory.
+func NewReader(r io.ReaderAt, size int64, lim Limits) *Reader {
+	return &Reader{ra: r, size: size, lim: lim.withDefaults()}
+}
+
+// KeepEntries makes the Reader keep the headers of the cpio entries it
+// walks in Segment.Files (Next for cpio, gzip, bzip2 and lzma segments,
+// Scan for the others).
+func (r *Reader) KeepEntries(keep bool) { r.keep = keep }
+
+// Next returns the next segment, or io.EOF after the last one. Problems with
+// the image's bytes do not make errors: they become warnings and an
+// "unknown" segment. Errors are a failed ReadAt (*ReadError) or a reached
+// limit (ErrLimit); they name the offset and are sticky.
+func (r *Reader) Next() (*Segment, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.pos >= r.size {
+		return nil, io.EOF
+	}
+	s, err := r.next()
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	r.index++
+	r.pos = s.Offset + s.Size
+	return s, nil
+}
+
+func (r *Reader) next() (*Segment, error) {
+	start := r.pos
+	s := &Segment{Index: r.index, Offset: start, UncompressedSize: -1}
+	if r.unknownAt != nil {
+		r.unknown(s, r.unknownAt)
+		r.unknownAt = nil
+		return s, nil
+	}
+	a := newAtReader(r.ra, start, r.size)
+	if start == 0 {
+		n, err := a.skipNULs()
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			s.Kind, s.Size, s.Padding = KindPadding, n, n
+			return s, nil
+		}
+	}
+	end, err := r.parse(a, s)
+	if err != nil {
+		var re *ReadError
+		if errors.As(err, &re) || errors.Is(err, ErrLimit) {
+			return nil, err
+		}
+		r.unknown(s, err)
+		return s, nil
+	}
+	if end != a.pos {
+		a = newAtReader(r.ra, end, r.size)
+	}
+	pad, err := a.skipNULs()
+	if err != nil {
+		return nil, err
+	}
+	s.Padding = pad
+	s.Size = end + pad - start
+	if s.Kind == KindLZ4 && !hasWarning(s, WarnLZ4Frame) && end+pad < r.size {
+		s.warn(start, WarnLZ4NotLast, "lz4 legacy data followed by more data at %d: the kernel's unlz4 only stops at the end of the image or at NUL padding", end+pad)
+	}
+	return s, nil
+}
+
+// unknown makes s the unparsed tail from s.Offset to the end of the image.
+func (r *Reader) unknown(s *Segment, why error) {
+	s.Kind = KindUnknown
+	s.Size = r.size - s.Offset
+	s.Padding = 0
+	s.Scanned = false
+	s.Entries, s.Trailer, s.Files, s.UncompressedSize = 0, false, nil, -1
+	s.warn(s.Offset, WarnUnknownBytes, "%d bytes not parsed: %v", s.Size, why)
+}
+
+func hasWarning(s *Segment, code string) bool {
+	for _, w := range s.Warnings {
+		if w.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Magic numbers, as the kernel's decompress_method() (lib/decompress.c)
+// knows them, plus the ones it does not know but that we recognise.
+var (
+	magicGzip      = []byte{0x1f, 0x8b}
+	magicBzip2     = []byte("BZh")
+	magicLZMA      = []byte{0x5d, 0x00, 0x00}
+	magicXZ        = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	magicLZO       = []byte{0x89, 'L', 'Z', 'O', 0x00, '\r', '\n', 0x1a, '\n'}
+	magicLZ4Legacy = []byte{0x02, 0x21, 0x4c, 0x18}
+	magicLZ4Frame  = []byte{0x04, 0x22, 0x4d, 0x18}
+	magicZstd      = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+func isSkippable(p []byte) bool {
+	return len(p) >= 4 && p[0]&0xf0 == 0x50 && p[1] == 0x2a && p[2] == 0x4d && p[3] == 0x18
+}
+
+// parse identifies the segment at a's position, sets s.Kind and returns the
+// offset where its data ends. An error means the bytes are not a valid
+// segment (or a *ReadError / ErrLimit).
+func (r *Reader) parse(a *atReader, s *Segment) (int64, error) {
+	start := a.pos
+	p, err := a.Peek(16)
+	if len(p) == 0 {
+		return 0, err
+	}
+	switch {
+	case bytes.HasPrefix(p, []byte(magicNewc)) || bytes.HasPrefix(p, []byte(magicCRC)):
+		s.Kind = KindCpio
+		return r.parseCpio(a, s)
+	case p[0] == '0' && start&3 == 0:
+		s.warn(start, WarnCpioMagic, "'0' at an aligned offset starts a cpio header for the kernel, but %q is not a newc magic", p[:min(6, len(p))])
+		return 0, fmt.Errorf("no cpio magic at offset %d: %w", start, ErrHeader)
+	case bytes.HasPrefix(p, magicGzip):
+		s.Kind = KindGzip
+		return r.parseGzip(a, s)
+	case bytes.HasPrefix(p, magicBzip2):
+		s.Kind = KindBzip2
+		return r.parseBzip2(a, s)
+	case bytes.HasPrefix(p, magicLZMA):
+		s.Kind = KindLZMA
+		return r.parseLZMA(a, s)
+	case bytes.HasPrefix(p, magicXZ):
+		s.Kind = KindXZ
+		return parseXZ(a, s)
+	case bytes.HasPrefix(p, magicLZO):
+		s.Kind = KindLZO
+		return parseLZO(a, s)
+	case bytes.HasPrefix(p, magicLZ4Legacy):
+		s.Kind = KindLZ4
+		return parseLZ4Legacy(a, s)
+	case bytes.HasPrefix(p, magicLZ4Frame):
+		s.Kind = KindLZ4
+		s.warn(start, WarnLZ4Frame, "lz4 frame format: the kernel only decompresses the legacy format (lz4 -l)")
+		return parseLZ4Frame(a, s)
+	case bytes.HasPrefix(p, magicZstd) || isSkippable(p):
+		s.Kind = KindZstd
+		return parseZstd(a, s)
+	}
+	return 0, fmt.Errorf("no known magic at offset %d (% x)", start, p[:min(8, len(p))])
+}
+
+func (r *Reader) parseCpio(a *atReader, s *Segment) (int64, error) {
+	start := a.pos
+	if start&3 != 0 {
+		s.warn(start, WarnMisalignedCpio, "uncompressed cpio at offset %d, not a multiple of 4: the kernel looks for cpio headers only at aligned offsets", start)
+	}
+	lim := r.lim
+	lim.MaxEntries -= r.entries
+	cr := newSegmentCpio(a, lim)
+	defer func() { r.entries += cr.entries }()
+	for {
+		h, err := cr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var re *ReadError
+			if errors.As(err, &re) || errors.Is(err, ErrLimit) || cr.goodEnd == start {
+				return 0, err
+			}
+			// Keep the good entries; the rest becomes an unparsed tail.
+			r.unknownAt = err
+			break
+		}
+		if r.keep {
+			s.Files = append(s.Files, h)
+		}
+		s.Entries++
+	}
+	s.Warnings = append(s.Warnings, cr.warns...)
+	s.Scanned = true
+	s.Trailer = cr.trailer
+	s.UncompressedSize = cr.goodEnd - start
+	return cr.goodEnd, nil
+}
