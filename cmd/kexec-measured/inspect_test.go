@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// inspectNewc writes a newc cpio archive of regular files, with a trailer.
+func inspectNewc(files map[string]string, order []string) []byte {
+	var b bytes.Buffer
+	add := func(name, data string, ino int) {
+		fmt.Fprintf(&b, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
+			ino, 0o100644, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+		b.WriteString(name + "\x00")
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(data)
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	for i, n := range order {
+		add(n, files[n], i+1)
+	}
+	add("TRAILER!!!", "", 0)
+	return b.Bytes()
+}
+
+// inspectImage writes an early cpio followed by a gzip'ed cpio (and extra)
+// and returns its path, its bytes and the offset where the gzip member starts.
+func inspectFixture(t *testing.T, extra []byte) (string, []byte, int) {
+	t.Helper()
+	gz, err := exec.LookPath("gzip")
+	if err != nil {
+		t.Skip("gzip not installed (Debian package gzip)")
+	}
+	early := inspectNewc(map[string]string{"kernel/x86/microcode/GenuineIntel.bin": "ucode"}, []string{"kernel/x86/microcode/GenuineIntel.bin"})
+	main := inspectNewc(map[string]string{"init": "#!/bin/sh\n", "etc/fstab": "# none\n"}, []string{"init", "etc/fstab"})
+	cmd := exec.Command(gz, "-c", "-n")
+	cmd.Stdin = bytes.NewReader(main)
+	z, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gzip: %v", err)
+	}
+	img := append(append(append([]byte{}, early...), z...), extra...)
+	path := filepath.Join(t.TempDir(), "initrd.img")
+	if err := os.WriteFile(path, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, img, len(early)
+}
+
+func runInspectTest(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := runInspect(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestInspectJSON(t *testing.T) {
+	path, img, gzAt := inspectFixture(t, nil)
+	code, out, stderr := runInspectTest(path, "--json", "--digests=sha1,sha256", "--list")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep struct {
+		Image    string
+		Size     int64
+		Segments []map[string]any
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if rep.Image != path || rep.Size != int64(len(img)) || len(rep.Segments) != 2 {
+		t.Fatalf("report = %+v", rep)
+	}
+	wantKinds := []string{"cpio", "gzip"}
+	wantOff := []int{0, gzAt}
+	wantEnd := []int{gzAt, len(img)}
+	for i, s := range rep.Segments {
+		off, size := int(s["offset"].(float64)), int(s["size"].(float64))
+		if s["kind"] != wantKinds[i] || off != wantOff[i] || off+size != wantEnd[i] {
+			t.Errorf("segment %d = %v, want kind %s [%d, %d)", i, s, wantKinds[i], wantOff[i], wantEnd[i])
+			continue
+		}
+		s1 := sha1.Sum(img[off : off+size])
+		s256 := sha256.Sum256(img[off : off+size])
+		if s["sha1"] != hex.EncodeToString(s1[:]) || s["sha256"] != hex.EncodeToString(s256[:]) {
+			t.Errorf("segment %d digests %v %v, want %x %x", i, s["sha1"], s["sha256"], s1, s256)
+		}
+	}
+	files, _ := rep.Segments[1]["files"].([]any)
+	if len(files) != 2 || files[0].(map[string]any)["name"] != "init" {
+		t.Errorf("files of the gzip segment = %v", files)
+	}
+}
+
+func TestInspectText(t *testing.T) {
+	path, _, _ := inspectFixture(t, nil)
+	code, out, stderr := runInspectTest("--list", path)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"2 segments", "SHA256", "cpio", "gzip", "kernel/x86/microcode/GenuineIntel.bin", "etc/fstab"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestInspectExitStatus(t *testing.T) {
+	clean, _, _ := inspectFixture(t, nil)
+	junk, _, _ := inspectFixture(t, []byte("\x00\x00\x00junk"))
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"clean", []string{clean}, 0},
+		{"clean twice, options after", []string{clean, clean, "--json"}, 0},
+		{"unknown tail", []string{junk}, 1},
+		{"clean and unknown tail", []string{clean, "--", junk}, 1},
+		{"missing file", []string{filepath.Join(t.TempDir(), "nope")}, 2},
+		{"missing file beats warnings", []string{junk, filepath.Join(t.TempDir(), "nope")}, 2},
+		{"no image", nil, 2},
+		{"bad option", []string{"--frobnicate", clean}, 2},
+		{"bad digest", []string{"--digests=md5", clean}, 2},
+		{"help", []string{"-h"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, out, stderr := runInspectTest(tc.args...); code != tc.want {
+				t.Errorf("runInspect(%q) = %d, want %d\nstdout: %s\nstderr: %s", tc.args, code, tc.want, out, stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package segments
+
+import (
+	"bytes"
+	"crypto"
+	_ "crypto/sha1" // register the hashes a report may use
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Digest algorithms a report can compute, by the names CEL-JSON uses.
+var digestAlgs = map[string]crypto.Hash{
+	"sha1": crypto.SHA1, "sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512,
+}
+
+// ParseDigests parses a comma-separated list of digest names (sha1, sha256,
+// sha384, sha512). It returns an error naming an unknown or repeated name.
+func ParseDigests(list string) ([]string, error) {
+	var out []string
+	for _, name := range strings.Split(list, ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "" {
+			continue
+		}
+		if _, ok := digestAlgs[name]; !ok {
+			return nil, fmt.Errorf("unknown digest %q (want sha1, sha256, sha384 or sha512)", name)
+		}
+		if slices.Contains(out, name) {
+			return nil, fmt.Errorf("digest %q given twice", name)
+		}
+		out = append(out, name)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty digest list")
+	}
+	return out, nil
+}
+
+// InspectOptions configure Inspect. The zero value walks the image, scans
+// every segment's cpio data and digests each segment with SHA-256.
+type InspectOptions struct {
+	Limits  Limits
+	List    bool     // include every cpio entry
+	Digests []string // digest names; nil means sha256
+}
+
+// Report describes one image: what `kexec-measured inspect` prints.
+type Report struct {
+	Image    string          `json:"image,omitempty"`
+	Size     int64           `json:"size"`
+	Segments []SegmentReport `json:"segments"`
+	Error    string          `json:"error,omitempty"` // why the walk stopped early
+}
+
+// SegmentReport is one segment of a Report. In JSON, each digest is a field
+// named after its algorithm ("sha256": "<hex>").
+type SegmentReport struct {
+	Index            int               `json:"index"`
+	Offset           int64             `json:"offset"`
+	Size             int64             `json:"size"`
+	Padding          int64             `json:"padding"`
+	Kind             string            `json:"kind"`
+	UncompressedSize *int64            `json:"uncompressed_size,omitempty"`
+	Entries          *int              `json:"entries,omitempty"`
+	Trailer          *bool             `json:"trailer,omitempty"`
+	Digests          map[string]string `json:"-"` // over [Offset, Offset+Size), padding included
+	Warnings         []Warning         `json:"warnings,omitempty"`
+	Note             string            `json:"note,omitempty"`
+	Files            []File            `json:"files,omitempty"`
+}
+
+// File is one cpio entry of a SegmentReport.
+type File struct {
+	Mode     string `json:"mode"`
+	Size     int64  `json:"size"`
+	Name     string `json:"name"`
+	Link     string `json:"link,omitempty"`     // symlink target
+	HardLink string `json:"hardlink,omitempty"` // earlier name of the same inode
+}
+
+// MarshalJSON flattens the digests into fields named by algorithm.
+func (s SegmentReport) MarshalJSON() ([]byte, error) {
+	type plain SegmentReport
+	b, err := json.Marshal(plain(s))
+	if err != nil {
+		return nil, err
+	}
+	var extra bytes.Buffer
+	names := make([]string, 0, len(s.Digests))
+	for n := range s.Digests {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(&extra, ",%q:%q", n, s.Digests[n])
+	}
+	return append(append(b[:len(b)-1], extra.Bytes()...), '}'), nil
+}
+
+// Clean reports whether the image parsed without warnings, unknown bytes
+// or an early stop.
+func (r *Report) Clean() bool {
+	if r.Error != "" {
+		return false
+	}
+	for _, s := range r.Segments {
+		if len(s.Warnings) > 0 || s.Kind == KindUnknown {
+			return false
+		}
+	}
+	return true
+}
+
+// Inspect walks the image in the first size bytes of ra, scans the cpio data
+// of every segment and digests each segment's bytes. On a *ReadError or
+// ErrLimit it returns the report so far (with Error set) and the error.
+func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
+	algs := opt.Digests
+	if algs == nil {
+		algs = []string{"sha256"}
+	}
+	rep := &Report{Size: size, Segments: []SegmentReport{}}
+	r := NewReader(ra, size, opt.Limits)
+	r.KeepEntries(opt.List)
+	for {
+		s, err := r.Next()
+		if err == io.EOF {
+			return rep, nil
+		}
+		if err != nil {
+			rep.Error = err.Error()
+			return rep, err
+		}
+		sr := SegmentReport{Index: s.Index, Offset: s.Offset, Size: s.Size, Padding: s.Padding, Kind: s.Kind}
+		if err := r.Scan(s); errors.Is(err, ErrUnsupportedCompression) {
+			sr.Note = "entries not listed: lzo decompression is not implemented"
+		} else if err != nil {
+			rep.Error = err.Error()
+			return rep, err
+		}
+		if s.UncompressedSize >= 0 {
+			sr.UncompressedSize = &s.UncompressedSize
+		}
+		if s.Scanned {
+			sr.Entries, sr.Trailer = &s.Entries, &s.Trailer
+		}
+		sr.Warnings = s.Warnings
+		for _, h := range s.Files {
+			sr.Files = append(sr.Files, File{Mode: h.FileMode().String(), Size: h.Size, Name: h.Name, Link: h.Linkname, HardLink: h.HardLink})
+		}
+		if sr.Digests, err = digest(ra, s, algs); err != nil {
+			rep.Error = err.Error()
+			return rep, err
+		}
+		rep.Segments = append(rep.Segments, sr)
+	}
+}
+
+func digest(ra io.ReaderAt, s *Segment, algs []string) (map[string]string, error) {
+	hs := make([]hash.Hash, len(algs))
+	ws := make([]io.Writer, len(algs))
+	for i, a := range algs {
+		hs[i] = digestAlgs[a].New()
+		ws[i] = hs[i]
+	}
+	sec := io.NewSectionReader(ra, s.Offset, s.Size)
+	if _, err := io.CopyBuffer(io.MultiWriter(ws...), sec, make([]byte, 256<<10)); err != nil {
+		return nil, &ReadError{Offset: s.Offset, Err: err}
+	}
+	out := make(map[string]string, len(algs))
+	for i, a := range algs {
+		out[a] = hex.EncodeToString(hs[i].Sum(nil))
+	}
+	return out, nil
+}
+
+// WriteText writes the report as a table: one row per segment, warnings
+// under their segment and, with list, the entries.
+func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
+	if algs == nil {
+		algs = []string{"sha256"}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "#\tOFFSET\tSIZE\tPADDING\tKIND\tUNCOMPRESSED\tENTRIES\tTRAILER")
+	for _, a := range algs {
+		fmt.Fprintf(tw, "\t%s", strings.ToUpper(a))
+	}
+	fmt.Fprintln(tw, "\tWARNINGS")
+	for _, s := range r.Segments {
+		un, ent, tr := "-", "-", "-"
+		if s.UncompressedSize != nil {
+			un = fmt.Sprint(*s.UncompressedSize)
+		}
+		if s.Entries != nil {
+			ent = fmt.Sprint(*s.Entries)
+			tr = map[bool]string{true: "yes", false: "no"}[*s.Trailer]
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s", s.Index, s.Offset, s.Size, s.Padding, s.Kind, un, ent, tr)
+		for _, a := range algs {
+			fmt.Fprintf(tw, "\t%s", s.Digests[a])
+		}
+		fmt.Fprintf(tw, "\t%d\n", len(s.Warnings))
+	}
+	tw.Flush()
+	for _, s := range r.Segments {
+		for _, wa := range s.Warnings {
+			fmt.Fprintf(&b, "segment %d: warning: %s\n", s.Index, wa)
+		}
+		if s.Note != "" {
+			fmt.Fprintf(&b, "segment %d: note: %s\n", s.Index, s.Note)
+		}
+	}
+	if r.Error != "" {
+		fmt.Fprintf(&b, "error: %s\n", r.Error)
+	}
+	if list {
+		for _, s := range r.Segments {
+			if len(s.Files) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "\nsegment %d (%s at %d):\n", s.Index, s.Kind, s.Offset)
+			for _, f := range s.Files {
+				name := printable(f.Name)
+				switch {
+				case f.Link != "":
+					name += " -> " + printable(f.Link)
+				case f.HardLink != "":
+					name += " link to " + printable(f.HardLink)
+				}
+				fmt.Fprintf(&b, "%s %10d %s\n", f.Mode, f.Size, name)
+			}
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// printable quotes a name that holds control characters or invalid UTF-8,
+// so that an image cannot write to the terminal through its names.
+func printable(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
