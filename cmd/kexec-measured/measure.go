@@ -52,6 +52,9 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 		fmt.Fprintf(stderr, "kexec-measured: warning: %v; loading WITHOUT measuring (use --require-tpm to refuse)\n", err)
 		return nil, nil
 	}
+	if errors.Is(err, tpm.ErrBadSpec) {
+		return nil, usagef("--tpm=%s: %v", o.tpm, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the TPM (--tpm=%s): %w", o.tpm, err)
 	}

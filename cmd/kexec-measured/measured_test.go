@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/tpm"
+	"github.com/kexec-measured/kexec-measured/tpm/swtpmtest"
+)
+
+var allBanks = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// inputs writes a kernel and initrd components into dir and returns their
+// paths and contents.
+func inputs(t *testing.T, dir string, n int) (kernel string, initrds []string, contents [][]byte) {
+	t.Helper()
+	kernel = filepath.Join(dir, "vmlinuz")
+	k := []byte("MZ\x00pretend kernel for " + t.Name())
+	os.WriteFile(kernel, k, 0o644)
+	contents = append(contents, k)
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("part%d.cpio", i))
+		c := bytes.Repeat([]byte{byte('a' + i)}, 1000*i+3)
+		os.WriteFile(p, c, 0o644)
+		initrds = append(initrds, p)
+		contents = append(contents, c)
+	}
+	return kernel, initrds, contents
+}
+
+// independentPCR computes PCR 9 after extending the digest of each item
+// in order, from zeros, with the hash functions directly.
+func independentPCR(h crypto.Hash, items [][]byte) []byte {
+	v := make([]byte, h.Size())
+	for _, it := range items {
+		d := h.New()
+		d.Write(it)
+		e := h.New()
+		e.Write(v)
+		e.Write(d.Sum(nil))
+		v = e.Sum(nil)
+	}
+	return v
+}
+
+func readPCRs(t *testing.T, spec string) map[crypto.Hash][]byte {
+	t.Helper()
+	dev, err := tpm.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	vals, err := dev.ReadPCRs(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
+// TestMeasuredLoadSwtpm loads through the fake seam with swtpm as the TPM
+// and checks, for every bank, that the TPM's PCR 9 equals the replay of the
+// written log and an independent computation from the input files.
+func TestMeasuredLoadSwtpm(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	kernel, initrds, contents := inputs(t, dir, 3)
+	logPath := filepath.Join(dir, "run/log/systemd/tpm2-measure.log")
+	e, sys := testEnv(t)
+	args := []string{"-l", kernel, "--append", "console=ttyS0 stage=2", "--tpm", spec, "--log", logPath}
+	for _, p := range initrds {
+		args = append(args, "--initrd", p)
+	}
+	code, _, stderr := runTest(e, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if len(sys.Loads) != 1 {
+		t.Fatalf("%d loads", len(sys.Loads))
+	}
+	log, err := eventlog.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Records) != 5 {
+		t.Fatalf("%d records, want 5", len(log.Records))
+	}
+	replayed, err := eventlog.Replay(log.Records, allBanks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpmVals := readPCRs(t, spec)
+	items := append(contents, []byte("console=ttyS0 stage=2"))
+	for _, h := range allBanks {
+		want := independentPCR(h, items)
+		if !bytes.Equal(tpmVals[h], want) {
+			t.Errorf("%v: TPM PCR 9 %x, independent %x", h, tpmVals[h], want)
+		}
+		if !bytes.Equal(replayed[h][9], want) {
+			t.Errorf("%v: replay %x, independent %x", h, replayed[h][9], want)
+		}
+	}
+	fi, err := os.Stat(logPath)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSticky != 0 {
+		t.Errorf("log mode %v, %v; want 0600 without the sticky bit", fi.Mode(), err)
+	}
+}
+
+// countingTPM counts the commands sent to a TPM by command code
+// (TPM 2.0 Part 1, §18: tag, size, then the 4-byte command code) and can
+// fail the n-th TPM2_PCR_Extend.
+type countingTPM struct {
+	transport.TPMCloser
+	mu         sync.Mutex
+	extends    int
+	others     int
+	failExtend int
+}
+
+const ccPCRExtend = 0x182
+
+func (c *countingTPM) Send(cmd []byte) ([]byte, error) {
+	c.mu.Lock()
+	if len(cmd) >= 10 && binary.BigEndian.Uint32(cmd[6:10]) == ccPCRExtend {
+		c.extends++
+		if c.extends == c.failExtend {
+			c.mu.Unlock()
+			return nil, errors.New("injected TPM failure")
+		}
+	} else {
+		c.others++
+	}
+	c.mu.Unlock()
+	return c.TPMCloser.Send(cmd)
+}
+
+func countingEnv(t *testing.T, ct *countingTPM) env {
+	e, _ := testEnv(t)
+	e.openTPM = func(spec string) (tpmDevice, error) {
+		tr, err := tpm.DialSwtpm(strings.TrimPrefix(spec, "swtpm:"))
+		if err != nil {
+			return nil, err
+		}
+		ct.TPMCloser = tr
+		return tpm.New(ct)
+	}
+	return e
+}
+
+// TestOneExtendPerEvent checks that every event is exactly one
+// TPM2_PCR_Extend, and that the other commands of a run do not grow with
+// the number of events.
+func TestOneExtendPerEvent(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	others := map[int]int{}
+	for _, n := range []int{1, 6} {
+		dir := t.TempDir()
+		kernel, initrds, _ := inputs(t, dir, n)
+		ct := &countingTPM{}
+		e := countingEnv(t, ct)
+		args := []string{"-l", kernel, "--tpm", spec, "--log", filepath.Join(dir, "log")}
+		for _, p := range initrds {
+			args = append(args, "--initrd", p)
+		}
+		if code, _, stderr := runTest(e, args...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if want := n + 2; ct.extends != want {
+			t.Errorf("%d components: %d PCR_Extend commands, want %d", n, ct.extends, want)
+		}
+		others[n] = ct.others
+	}
+	if others[1] != others[6] {
+		t.Errorf("other TPM commands: %d with 1 component, %d with 6; want the same", others[1], others[6])
+	}
+	t.Logf("other TPM commands per run: %d", others[1])
+}
+
+// TestTPMFailures: the TPM failing at the first, a middle and the last
+// extend, and swtpm gone before the load: nothing loaded, exit 255, and the
+// message says what was extended.
+func TestTPMFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		fail     int
+		kill     bool
+		wantText string
+		wantRecs int
+	}{
+		{"first extend", 1, false, "PCR 9 was not extended", 0},
+		{"middle extend", 3, false, "already extended with 2 event(s): kexec-kernel", 2},
+		{"last extend", 5, false, "already extended with 4 event(s)", 4},
+		{"swtpm gone", 0, true, "TPM", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, sw := swtpmtest.Start(t)
+			dir := t.TempDir()
+			kernel, initrds, _ := inputs(t, dir, 3)
+			ct := &countingTPM{failExtend: tt.fail}
+			e := countingEnv(t, ct)
+			sys := e.sys.(interface{ CallString() string })
+			if tt.kill {
+				sw.Kill()
+			}
+			logPath := filepath.Join(dir, "log")
+			code, _, stderr := runTest(e, "-l", kernel, "--initrd", initrds[0], "--initrd", initrds[1], "--initrd", initrds[2], "--tpm", spec, "--log", logPath)
+			t.Logf("stderr: %s", stderr)
+			if code != 255 {
+				t.Errorf("exit %d, want 255", code)
+			}
+			if !strings.Contains(stderr, tt.wantText) {
+				t.Errorf("stderr %q lacks %q", stderr, tt.wantText)
+			}
+			if strings.Contains(sys.CallString(), "kexec_file_load") {
+				t.Error("loaded despite the failure")
+			}
+			log, err := eventlog.ReadFile(logPath)
+			n := 0
+			if err == nil {
+				n = len(log.Records)
+				if log.Interrupted {
+					t.Error("log left marked as interrupted")
+				}
+			}
+			if n != tt.wantRecs {
+				t.Errorf("%d records in the log, want %d", n, tt.wantRecs)
+			}
+		})
+	}
+}
+
+// TestLogFailures: the log cannot be written. Nothing is loaded, exit 255,
+// and the message names the log.
+func TestLogFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, dir string) string // returns the log path
+		wantText string
+	}{
+		{"symlink at the log path", func(t *testing.T, dir string) string {
+			os.WriteFile(filepath.Join(dir, "target"), nil, 0o600)
+			os.Symlink(filepath.Join(dir, "target"), filepath.Join(dir, "log"))
+			return filepath.Join(dir, "log")
+		}, "log"},
+		{"parent is a file", func(t *testing.T, dir string) string {
+			os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
+			return filepath.Join(dir, "file", "log")
+		}, "not a directory"},
+		{"read-only directory", func(t *testing.T, dir string) string {
+			return mountTmpfs(t, dir, "ro,size=64k") + "/log"
+		}, "read-only file system"},
+		{"full filesystem", func(t *testing.T, dir string) string {
+			mnt := mountTmpfs(t, dir, "size=16k")
+			log := mnt + "/log"
+			os.WriteFile(log, nil, 0o600)
+			// Fill the filesystem so that the first append fails.
+			f, _ := os.Create(mnt + "/fill")
+			f.Write(make([]byte, 64<<10))
+			f.Close()
+			return log
+		}, "no space left on device"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, _ := swtpmtest.Start(t)
+			dir := t.TempDir()
+			kernel, initrds, _ := inputs(t, dir, 1)
+			logPath := tt.setup(t, dir)
+			e, sys := testEnv(t)
+			code, _, stderr := runTest(e, "-l", kernel, "--initrd", initrds[0], "--tpm", spec, "--log", logPath)
+			t.Logf("stderr: %s", stderr)
+			if code != 255 {
+				t.Errorf("exit %d, want 255", code)
+			}
+			if !strings.Contains(stderr, tt.wantText) || !strings.Contains(stderr, logPath) && !strings.Contains(stderr, filepath.Dir(logPath)) {
+				t.Errorf("stderr %q lacks %q or the log's path", stderr, tt.wantText)
+			}
+			if len(sys.Loads) != 0 {
+				t.Error("loaded despite the failure")
+			}
+		})
+	}
+}
+
+// mountTmpfs mounts a tmpfs with opts on a new directory under dir. It
+// needs root (CI runs as root); elsewhere the test is skipped.
+func mountTmpfs(t *testing.T, dir, opts string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	return mnt
+}
+
+// TestInterruptedLogWarns: a log whose sticky bit an earlier, killed writer
+// left set is reported, and the load goes on (the new records are right).
+func TestInterruptedLogWarns(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	kernel, _, _ := inputs(t, dir, 0)
+	logPath := filepath.Join(dir, "log")
+	os.WriteFile(logPath, nil, 0o600)
+	os.Chmod(logPath, 0o600|os.ModeSticky)
+	e, sys := testEnv(t)
+	code, _, stderr := runTest(e, "-l", kernel, "--tpm", spec, "--log", logPath)
+	if code != 0 || !strings.Contains(stderr, "interrupted") || len(sys.Loads) != 1 {
+		t.Errorf("exit %d, loads %d, stderr %q", code, len(sys.Loads), stderr)
+	}
+}
