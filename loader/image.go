@@ -1,13 +1,16 @@
 package loader
 
 import (
+	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/segments"
 )
 
 // Component is one input as placed in its memfd.
@@ -170,22 +173,72 @@ func (im *Image) WriteInitrd(path string) error {
 	return nil
 }
 
-// addMeasurements lists the events of the image in extend order.
-func (im *Image) addMeasurements() {
+// addMeasurements lists the events of the image in extend order. With
+// split, each initrd component is measured segment by segment (see
+// splitComponent).
+func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer) error {
 	im.Measurements = append(im.Measurements, Measurement{
 		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
 		data:         im.kernelMap,
 	})
 	for _, c := range im.Initrd {
-		im.Measurements = append(im.Measurements, Measurement{
+		whole := Measurement{
 			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size},
 			data:         im.initrdMap[c.Offset : c.Offset+c.Size],
-		})
+		}
+		if !split || c.Size == 0 {
+			im.Measurements = append(im.Measurements, whole)
+			continue
+		}
+		ms, err := splitComponent(whole, lim, warn)
+		if err != nil {
+			return &InputError{Path: c.Path, Err: err}
+		}
+		im.Measurements = append(im.Measurements, ms...)
 	}
 	im.Measurements = append(im.Measurements, Measurement{
 		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline))},
 		data:         []byte(im.Cmdline),
 	})
+	return nil
+}
+
+// splitComponent measures a component segment by segment, the way the
+// kernel walks it (package segments): the segments, each with its trailing
+// NUL padding, tile the component exactly, so every loaded byte is in
+// exactly one event. What the kernel would reject is passed on as a
+// warning; it does not stop the load.
+func splitComponent(whole Measurement, lim segments.Limits, warn io.Writer) ([]Measurement, error) {
+	r := segments.NewReader(bytes.NewReader(whole.data), int64(len(whole.data)), lim)
+	var ms []Measurement
+	var next int64
+	for {
+		s, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("splitting into segments: %w", err)
+		}
+		if s.Offset != next || s.Size <= 0 || s.Offset+s.Size > int64(len(whole.data)) {
+			return nil, fmt.Errorf("splitting into segments: segment %d at %d size %d does not follow at %d", s.Index, s.Offset, s.Size, next)
+		}
+		next = s.Offset + s.Size
+		for _, w := range s.Warnings {
+			fmt.Fprintf(warn, "kexec-measured: warning: %s: segment %d: %s\n", whole.Path, s.Index, w)
+		}
+		m := whole
+		m.Offset = whole.Offset + s.Offset
+		m.Size = s.Size
+		m.Segment = &s.Index
+		m.Kind = s.Kind
+		m.data = whole.data[s.Offset : s.Offset+s.Size]
+		ms = append(ms, m)
+	}
+	if next != int64(len(whole.data)) {
+		return nil, fmt.Errorf("splitting into segments: the segments cover %d of %d bytes", next, len(whole.data))
+	}
+	return ms, nil
 }
 
 func absPath(p string) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/segments"
 )
 
 // MaxCmdline is COMMAND_LINE_SIZE of x86-64 (and arm64): the command line
@@ -23,6 +24,7 @@ type Request struct {
 	ReuseCmdline bool     // --reuse-cmdline: /proc/cmdline, then Append
 	Panic        bool     // -p: the crash kernel (KEXEC_FILE_ON_CRASH)
 	Debug        bool     // -d: KEXEC_FILE_DEBUG
+	SplitInitrd  bool     // --split-initrd: one event per segment of each component
 
 	Status   bool // -S: report whether a kernel is loaded
 	Unload   bool // -u
@@ -51,6 +53,8 @@ type Loader struct {
 	DryRun bool
 	// Clock returns the record timestamp (microseconds since boot).
 	Clock func() int64
+	// Limits bound the segment walk of SplitInitrd (zero: defaults).
+	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
 	Warn io.Writer
 }
@@ -167,7 +171,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			return im, err
 		}
 	}
-	im.addMeasurements()
+	if err := im.addMeasurements(req.SplitInitrd, l.Limits, l.warn()); err != nil {
+		return im, err
+	}
 	measuring := l.PCRs != nil || l.Log != nil
 	if measuring && (l.PCRs == nil || l.Log == nil) {
 		return im, errors.New("loader: measuring needs both a TPM and a log")

@@ -110,6 +110,7 @@ func request(o *options) loader.Request {
 		ReuseCmdline: o.reuseCmdline,
 		Panic:        o.panic || (o.doStatus && !o.sawLoad),
 		Debug:        o.debug,
+		SplitInitrd:  o.split,
 		Status:       o.doStatus,
 		Unload:       o.doUnload,
 		Load:         o.doLoad,
