@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,9 @@ func (r *Reader) next() (Record, error) {
 	}
 	r.off += int64(len(chunk))
 	if len(chunk) == 0 || chunk[len(chunk)-1] != '\n' {
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 && len(bytes.TrimSpace(chunk[i+1:])) > 0 {
+			return Record{}, fail(fmt.Errorf("%w: %d bytes after the record's LF", ErrMalformed, len(chunk)-i-1))
+		}
 		return Record{}, fail(fmt.Errorf("%w: %d bytes without a terminating LF", ErrTruncated, len(chunk)))
 	}
 	rec, err := parseRecord(chunk[:len(chunk)-1])

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // ContentType is the content_type of the records kexec-measured writes.
@@ -232,7 +233,7 @@ func marshalCompact(v any) ([]byte, error) {
 // returned record keeps text as Raw. Errors wrap ErrMalformed.
 func parseRecord(text []byte) (Record, error) {
 	var w struct {
-		PCR         *json.Number    `json:"pcr"`
+		PCR         json.RawMessage `json:"pcr"`
 		Digests     []Digest        `json:"digests"`
 		ContentType *string         `json:"content_type"`
 		Content     json.RawMessage `json:"content"`
@@ -246,9 +247,9 @@ func parseRecord(text []byte) (Record, error) {
 	if w.PCR == nil {
 		return Record{}, fmt.Errorf("%w: no \"pcr\"", ErrMalformed)
 	}
-	pcr, err := w.PCR.Int64()
+	pcr, err := strconv.ParseInt(string(w.PCR), 10, 8)
 	if err != nil || pcr < 0 || pcr > MaxPCR {
-		return Record{}, fmt.Errorf("%w: \"pcr\" %s is not an integer in 0-%d", ErrMalformed, w.PCR.String(), MaxPCR)
+		return Record{}, fmt.Errorf("%w: \"pcr\" %.20s is not an integer in 0-%d", ErrMalformed, w.PCR, MaxPCR)
 	}
 	if len(w.Digests) == 0 {
 		return Record{}, fmt.Errorf("%w: no \"digests\"", ErrMalformed)
