@@ -228,6 +228,10 @@ func (c *CpioReader) next() (*Header, error) {
 			if p[0] != '0' {
 				return nil, fmt.Errorf("byte %#02x at offset %d: %w", p[0], c.pos, ErrJunk)
 			}
+			if (c.pos-c.start)&3 != 0 {
+				// The kernel's do_reset: "broken padding".
+				return nil, fmt.Errorf("header at offset %d after NUL padding is not 4-byte aligned: %w", c.pos, ErrJunk)
+			}
 		}
 		h, err := c.readHeader()
 		if err != nil {

@@ -15,8 +15,13 @@ import (
 )
 
 // maxDict bounds the dictionary an lzma or xz decoder may allocate. xz -9
-// uses 64 MiB.
+// uses 64 MiB. The bound is lowered to Limits.MaxDecompressed when that is
+// smaller: a dictionary larger than the output is never needed.
 const maxDict = 256 << 20
+
+func (r *Reader) dictCap() int {
+	return int(min(maxDict, max(r.lim.MaxDecompressed, 4096)))
+}
 
 // decReader counts what a decoder produces, enforces the image's budget of
 // decompressed bytes and remembers the decoder's own error, so that it can
@@ -178,7 +183,7 @@ func (r *Reader) parseBzip2(a *atReader, s *Segment) (int64, error) {
 // parseLZMA finds the end of a legacy .lzma stream by decoding it.
 func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 	start := a.pos
-	zr, err := lzma.ReaderConfig{DictCap: maxDict}.NewReader(a)
+	zr, err := lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(a)
 	if err != nil {
 		return 0, fmt.Errorf("lzma header at offset %d: %w", start, err)
 	}
@@ -209,9 +214,13 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 	case KindBzip2:
 		dec = bzip2.NewReader(buffered())
 	case KindLZMA:
-		dec, err = lzma.ReaderConfig{DictCap: maxDict}.NewReader(buffered())
+		dec, err = lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(buffered())
 	case KindXZ:
-		dec, err = xz.ReaderConfig{DictCap: maxDict, SingleStream: true}.NewReader(buffered())
+		if s.dict > int64(r.dictCap()) {
+			return nil, fmt.Errorf("xz segment at offset %d: LZMA2 dictionary of %d bytes, above the %d we allocate: %w", s.Offset, s.dict, r.dictCap(), ErrLimit)
+		}
+		// DictCap is a floor for xz: the stream's own dictionary is used.
+		dec, err = xz.ReaderConfig{DictCap: 4096, SingleStream: true}.NewReader(buffered())
 	case KindLZ4:
 		dec = lz4.NewReader(sec)
 	case KindZstd:

@@ -30,6 +30,8 @@ type Segment struct {
 	Files []*Header
 	// Warnings are what the kernel would reject in this segment.
 	Warnings []Warning
+
+	dict int64 // xz: the largest LZMA2 dictionary of its blocks
 }
 
 // DataSize returns the size of the segment without its trailing padding.

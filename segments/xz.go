@@ -96,7 +96,14 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 			if err != nil || n > int64(rd.Len()) {
 				return 0, fmt.Errorf("xz block header at offset %d: filter properties: %w", off, ErrFormat)
 			}
-			rd.Seek(n, 1)
+			if id == 0x21 && n == 1 {
+				p, _ := rd.ReadByte()
+				if d := lzma2Dict(p); d > s.dict {
+					s.dict = d
+				}
+			} else {
+				rd.Seek(n, 1)
+			}
 			lastFilter = id
 		}
 		dataStart := a.pos
@@ -257,4 +264,13 @@ func allZero(p []byte) bool {
 		}
 	}
 	return true
+}
+
+// lzma2Dict decodes the LZMA2 filter's dictionary size property (xz file
+// format §5.3.1); an invalid value decodes as the 4 GiB maximum.
+func lzma2Dict(p byte) int64 {
+	if p >= 40 {
+		return 1<<32 - 1
+	}
+	return int64(2|p&1) << (p/2 + 11)
 }
