@@ -70,9 +70,7 @@ func (f *Sys) KexecFileLoad(kernel, initrd int, cmdline string, flags int) error
 		} else {
 			c.Initrd = b
 		}
-		seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
-		want := unix.F_SEAL_WRITE | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_SEAL
-		if err != nil || seals&want != want {
+		if !sealed(fd) {
 			c.SealsOK = false
 		}
 		_, c.WriteErr = unix.Pwrite(fd, []byte{0x55}, 0)
