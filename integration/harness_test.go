@@ -219,7 +219,8 @@ type vmConfig struct {
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
-// on failure the console is written to the test log.
+// on failure (or with $KEXEC_MEASURED_CONSOLE set) the console is written to
+// the test log.
 func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 	t.Helper()
 	mem := cfg.Memory
@@ -266,7 +267,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 	t.Cleanup(func() {
 		cancel()
 		<-v.exited
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KEXEC_MEASURED_CONSOLE") != "" {
 			v.mu.Lock()
 			lines := v.lines
 			v.mu.Unlock()

@@ -160,8 +160,11 @@ func componentItems(t *testing.T, e *env, comps []component, cmdline string) []m
 // transcript writes what a newcomer wants to see into the test log: the
 // components and their digests, the log's events, the PCR values and the
 // verdict.
-func transcript(t *testing.T, res result, items []measured) {
+func transcript(t *testing.T, res result, items []measured, load string) {
 	t.Helper()
+	t.Log("== stage 1 (first kernel, under QEMU with swtpm) ran ==")
+	t.Logf("  %s", load)
+	t.Log("  kexec-measured -e")
 	t.Log("== measured inputs (host copies) ==")
 	for _, it := range items {
 		t.Logf("  %-14s %-16s %8d bytes  sha256 %x", it.Event, it.What, len(it.Data), digest(t, "sha256", it.Data))

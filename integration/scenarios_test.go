@@ -95,7 +95,7 @@ func TestMainScenario(t *testing.T) {
 		}
 	}
 	checkOffsets(t, res.Records)
-	transcript(t, res, items)
+	transcript(t, res, items, r.Load)
 }
 
 // checkOffsets checks that the initrd records' offsets place each component
