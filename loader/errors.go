@@ -36,19 +36,26 @@ type MeasureError struct {
 	PCR      int
 	Extended []string
 	Logged   int
-	Err      error
+	// Unknown names the event whose extend failed with an unknown outcome
+	// (the command may have changed the PCR); empty otherwise.
+	Unknown string
+	Err     error
 }
 
 func (e *MeasureError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "measurement failed, nothing loaded: %v", e.Err)
-	if len(e.Extended) == 0 {
+	switch {
+	case len(e.Extended) == 0 && e.Unknown == "":
 		fmt.Fprintf(&b, "; PCR %d was not extended", e.PCR)
-	} else {
-		fmt.Fprintf(&b, "; PCR %d was already extended with %d event(s): %s", e.PCR, len(e.Extended), strings.Join(e.Extended, ", "))
+	case len(e.Extended) > 0:
+		fmt.Fprintf(&b, "; PCR %d was extended with %d event(s): %s", e.PCR, len(e.Extended), strings.Join(e.Extended, ", "))
 		if e.Logged < len(e.Extended) {
 			fmt.Fprintf(&b, " (the last %d not in the log)", len(e.Extended)-e.Logged)
 		}
+	}
+	if e.Unknown != "" {
+		fmt.Fprintf(&b, "; whether PCR %d was extended with %s is unknown, and the log is left marked as interrupted", e.PCR, e.Unknown)
 	}
 	return b.String()
 }

@@ -18,7 +18,8 @@ import (
 type fakeTPM struct {
 	sys     *loadertest.Sys
 	banks   []crypto.Hash
-	failAt  int // 1-based; 0 never
+	failAt  int  // 1-based; 0 never
+	unknown bool // the failure leaves the outcome unknown (else: refused, PCR unchanged)
 	extends int
 	pcrs    map[crypto.Hash][]byte
 }
@@ -28,7 +29,10 @@ func (p *fakeTPM) Extend(pcr int, sums map[crypto.Hash][]byte) error {
 	p.extends++
 	p.sys.Calls = append(p.sys.Calls, "extend")
 	if p.extends == p.failAt {
-		return fmt.Errorf("TPM_RC_FAILURE (fake, extend %d)", p.extends)
+		if p.unknown {
+			return fmt.Errorf("connection reset (fake, extend %d)", p.extends)
+		}
+		return fmt.Errorf("%w: TPM_RC_FAILURE (fake, extend %d)", ErrPCRUnchanged, p.extends)
 	}
 	if p.pcrs == nil {
 		p.pcrs = map[crypto.Hash][]byte{}

@@ -25,7 +25,9 @@ func (m *Measurement) describe() string {
 // sticky bit is set, the PCR extended in all banks with one command, the
 // record appended and fsync'd (which clears the sticky bit). On failure it
 // stops at once and returns a *MeasureError that says which events were
-// already extended.
+// already extended. A failed extend clears the log's mark only when the
+// PCR is known unchanged (ErrPCRUnchanged); otherwise the mark stays, so
+// that the next reader knows the log may not explain the PCR.
 //
 // A log whose earlier write was interrupted (eventlog.ErrInterrupted from
 // Lock) no longer explains the PCR, but refusing would block every later
@@ -53,6 +55,12 @@ func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.
 			return fail(fmt.Errorf("marking the measurement log for writing before %s: %w", m.describe(), err))
 		}
 		if err := pcrs.Extend(pcr, m.Sums); err != nil {
+			if !errors.Is(err, ErrPCRUnchanged) {
+				// The command may have reached the TPM: the log stays
+				// marked as interrupted, which is the truth.
+				return &MeasureError{PCR: pcr, Extended: extended, Logged: logged, Unknown: m.describe(),
+					Err: fmt.Errorf("extending PCR %d with %s: %w", pcr, m.describe(), err)}
+			}
 			if aerr := log.AbortWrite(); aerr != nil {
 				err = fmt.Errorf("%w; and clearing the log's write mark: %v", err, aerr)
 			}

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"crypto"
+	"errors"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
 )
@@ -12,7 +13,10 @@ type PCRExtender interface {
 	// stable order (crypto.Hash order).
 	Banks() []crypto.Hash
 	// Extend extends PCR pcr with one digest per allocated bank in ONE
-	// TPM2_PCR_Extend command. sums must hold a digest for every bank.
+	// TPM2_PCR_Extend command. sums must hold a digest for every bank. An
+	// error matching ErrPCRUnchanged says that the PCR is known not to have
+	// changed (the TPM refused the command); any other error leaves the
+	// outcome unknown.
 	Extend(pcr int, sums map[crypto.Hash][]byte) error
 }
 
@@ -32,3 +36,7 @@ type EventLog interface {
 	// Unlock releases the lock.
 	Unlock() error
 }
+
+// ErrPCRUnchanged marks a failed Extend after which the PCR is known to be
+// unchanged: the TPM answered with an error code.
+var ErrPCRUnchanged = errors.New("loader: the PCR was not changed")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,7 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 		m.close()
 		return nil, fmt.Errorf("opening the measurement log: %w", err)
 	}
-	l.PCRs, l.Log = dev, m.log
+	l.PCRs, l.Log = pcrDevice{dev}, m.log
 	return m, nil
 }
 
@@ -80,3 +81,16 @@ type refusedError struct{ err error }
 
 func (e *refusedError) Error() string { return e.err.Error() }
 func (e *refusedError) Unwrap() error { return e.err }
+
+// pcrDevice adapts a TPM to the loader: a TPM2_PCR_Extend the TPM refused
+// with an error code (tpm.ErrNotExtended) is one that left the PCR
+// unchanged (loader.ErrPCRUnchanged).
+type pcrDevice struct{ tpmDevice }
+
+func (d pcrDevice) Extend(pcr int, sums map[crypto.Hash][]byte) error {
+	err := d.tpmDevice.Extend(pcr, sums)
+	if errors.Is(err, tpm.ErrNotExtended) {
+		return fmt.Errorf("%w: %w", loader.ErrPCRUnchanged, err)
+	}
+	return err
+}

@@ -126,7 +126,8 @@ type countingTPM struct {
 	mu         sync.Mutex
 	extends    int
 	others     int
-	failExtend int
+	failExtend int  // the n-th PCR_Extend fails (1-based; 0 never)
+	refuse     bool // it fails with a TPM error code rather than a lost connection
 }
 
 const ccPCRExtend = 0x182
@@ -137,7 +138,12 @@ func (c *countingTPM) Send(cmd []byte) ([]byte, error) {
 		c.extends++
 		if c.extends == c.failExtend {
 			c.mu.Unlock()
-			return nil, errors.New("injected TPM failure")
+			if c.refuse {
+				// A response header with TPM_RC_FAILURE (0x101): the TPM
+				// refused the command, the PCR is unchanged.
+				return []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}, nil
+			}
+			return nil, errors.New("injected connection failure")
 		}
 	} else {
 		c.others++
@@ -193,23 +199,25 @@ func TestOneExtendPerEvent(t *testing.T) {
 // message says what was extended.
 func TestTPMFailures(t *testing.T) {
 	tests := []struct {
-		name     string
-		fail     int
-		kill     bool
-		wantText string
-		wantRecs int
+		name         string
+		fail         int
+		refuse, kill bool
+		wantText     string
+		wantRecs     int
+		wantMarked   bool
 	}{
-		{"first extend", 1, false, "PCR 9 was not extended", 0},
-		{"middle extend", 3, false, "already extended with 2 event(s): kexec-kernel", 2},
-		{"last extend", 5, false, "already extended with 4 event(s)", 4},
-		{"swtpm gone", 0, true, "TPM", 0},
+		{"first extend refused", 1, true, false, "PCR 9 was not extended", 0, false},
+		{"middle extend refused", 3, true, false, "was extended with 2 event(s): kexec-kernel", 2, false},
+		{"last extend refused", 5, true, false, "was extended with 4 event(s)", 4, false},
+		{"middle extend lost", 3, false, false, "whether PCR 9 was extended with kexec-initrd", 2, true},
+		{"swtpm gone", 0, false, true, "opening the TPM", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spec, sw := swtpmtest.Start(t)
 			dir := t.TempDir()
 			kernel, initrds, _ := inputs(t, dir, 3)
-			ct := &countingTPM{failExtend: tt.fail}
+			ct := &countingTPM{failExtend: tt.fail, refuse: tt.refuse}
 			e := countingEnv(t, ct)
 			sys := e.sys.(interface{ CallString() string })
 			if tt.kill {
@@ -229,14 +237,29 @@ func TestTPMFailures(t *testing.T) {
 			}
 			log, err := eventlog.ReadFile(logPath)
 			n := 0
-			if err == nil {
+			switch {
+			case err == nil || errors.Is(err, eventlog.ErrInterrupted):
 				n = len(log.Records)
-				if log.Interrupted {
-					t.Error("log left marked as interrupted")
+				if log.Interrupted != tt.wantMarked {
+					t.Errorf("log marked interrupted: %v, want %v", log.Interrupted, tt.wantMarked)
 				}
+			case !errors.Is(err, os.ErrNotExist):
+				t.Fatal(err)
 			}
 			if n != tt.wantRecs {
 				t.Errorf("%d records in the log, want %d", n, tt.wantRecs)
+			}
+			if !tt.wantMarked && !tt.kill && n > 0 {
+				// The log must still explain the PCR exactly.
+				replayed, err := eventlog.Replay(log.Records, allBanks)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for h, v := range readPCRs(t, spec) {
+					if !bytes.Equal(replayed[h][9], v) {
+						t.Errorf("%v: replay %x, TPM %x", h, replayed[h][9], v)
+					}
+				}
 			}
 		})
 	}
