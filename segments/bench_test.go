@@ -125,3 +125,27 @@ func BenchmarkMapImage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInspectImage measures Inspect (map, scan, SHA-256 digests) of the
+// image named by $SEGMENTS_BENCH_IMAGE.
+func BenchmarkInspectImage(b *testing.B) {
+	path := os.Getenv("SEGMENTS_BENCH_IMAGE")
+	if path == "" {
+		b.Skip("SEGMENTS_BENCH_IMAGE not set")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		if _, err := Inspect(f, fi.Size(), InspectOptions{List: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

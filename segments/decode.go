@@ -141,7 +141,8 @@ func (r *Reader) parseGzip(a *atReader, s *Segment) (int64, error) {
 	if len(extra) > 0 {
 		s.warn(start, WarnGzipHeader, "gzip header flags %v: the kernel's gunzip skips only the file name (FNAME) and fails on these", extra)
 	}
-	zr, err := gzip.NewReader(a)
+	br := bufio.NewReaderSize(a, 256<<10)
+	zr, err := gzip.NewReader(br)
 	if err != nil {
 		return 0, fmt.Errorf("gzip header at offset %d: %w", start, err)
 	}
@@ -149,7 +150,15 @@ func (r *Reader) parseGzip(a *atReader, s *Segment) (int64, error) {
 	if err := r.scanStream(s, zr); err != nil {
 		return 0, err
 	}
-	return a.pos, nil
+	return consumed(a, br), nil
+}
+
+// consumed returns the offset up to which a decoder reading through br has
+// consumed a. The decoders take bytes from a bufio.Reader one at a time,
+// as they need them (which is also their fast path), so this is where
+// their stream ends.
+func consumed(a *atReader, br *bufio.Reader) int64 {
+	return a.pos - int64(br.Buffered())
 }
 
 // bzip2End turns the error compress/bzip2 returns when a stream is followed
@@ -173,24 +182,26 @@ func (b *bzip2End) Read(p []byte) (int, error) {
 // parseBzip2 finds the end of a bzip2 stream by decoding it. Concatenated
 // bzip2 streams are decoded (and reported) as one segment.
 func (r *Reader) parseBzip2(a *atReader, s *Segment) (int64, error) {
-	b := &bzip2End{r: bzip2.NewReader(a)}
+	br := bufio.NewReaderSize(a, 256<<10)
+	b := &bzip2End{r: bzip2.NewReader(br)}
 	if err := r.scanStream(s, b); err != nil {
 		return 0, err
 	}
-	return a.pos - b.overrun, nil
+	return consumed(a, br) - b.overrun, nil
 }
 
 // parseLZMA finds the end of a legacy .lzma stream by decoding it.
 func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 	start := a.pos
-	zr, err := lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(a)
+	br := bufio.NewReaderSize(a, 256<<10)
+	zr, err := lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(br)
 	if err != nil {
 		return 0, fmt.Errorf("lzma header at offset %d: %w", start, err)
 	}
 	if err := r.scanStream(s, zr); err != nil {
 		return 0, err
 	}
-	return a.pos, nil
+	return consumed(a, br), nil
 }
 
 // Open returns the decompressed data of s (for a cpio segment, its bytes),
@@ -199,7 +210,7 @@ func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 // segments.
 func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 	sec := io.NewSectionReader(readErrorAt{r.ra}, s.Offset, s.DataSize())
-	buffered := func() io.Reader { return bufio.NewReaderSize(sec, 64<<10) }
+	buffered := func() io.Reader { return bufio.NewReaderSize(sec, 1<<20) }
 	var dec io.Reader
 	var err error
 	switch s.Kind {
@@ -224,7 +235,7 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 	case KindLZ4:
 		dec = lz4.NewReader(sec)
 	case KindZstd:
-		zr, zerr := zstd.NewReader(sec, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxDecompressed)))
+		zr, zerr := zstd.NewReader(buffered(), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxDecompressed)))
 		if zerr != nil {
 			return nil, fmt.Errorf("zstd segment at offset %d: %w", s.Offset, zerr)
 		}

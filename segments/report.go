@@ -144,12 +144,29 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 			return rep, err
 		}
 		sr := SegmentReport{Index: s.Index, Offset: s.Offset, Size: s.Size, Padding: s.Padding, Kind: s.Kind}
-		if err := r.Scan(s); errors.Is(err, ErrUnsupportedCompression) {
+		// Digest the raw bytes on a second core while Scan decompresses.
+		type digested struct {
+			sums map[string]string
+			err  error
+		}
+		dc := make(chan digested, 1)
+		go func() {
+			sums, err := digest(ra, s, algs)
+			dc <- digested{sums, err}
+		}()
+		err = r.Scan(s)
+		d := <-dc
+		if errors.Is(err, ErrUnsupportedCompression) {
 			sr.Note = "entries not listed: lzo decompression is not implemented"
 		} else if err != nil {
 			rep.Error = err.Error()
 			return rep, err
 		}
+		if d.err != nil {
+			rep.Error = d.err.Error()
+			return rep, d.err
+		}
+		sr.Digests = d.sums
 		if s.UncompressedSize >= 0 {
 			sr.UncompressedSize = &s.UncompressedSize
 		}
@@ -159,10 +176,6 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 		sr.Warnings = s.Warnings
 		for _, h := range s.Files {
 			sr.Files = append(sr.Files, File{Mode: h.FileMode().String(), Size: h.Size, Name: h.Name, Link: h.Linkname, HardLink: h.HardLink})
-		}
-		if sr.Digests, err = digest(ra, s, algs); err != nil {
-			rep.Error = err.Error()
-			return rep, err
 		}
 		rep.Segments = append(rep.Segments, sr)
 	}
