@@ -250,7 +250,14 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		cancel()
 		t.Fatal(err)
 	}
-	v.cmd.Stderr = v.cmd.Stdout
+	// QEMU's own messages go to a separate file so they cannot split a
+	// console line (swtpm going away makes QEMU print one per TPM command).
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "qemu.stderr"))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	v.cmd.Stderr = stderr
 	if err := v.cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("qemu-system-x86_64: %v", err)
@@ -267,7 +274,16 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 	t.Cleanup(func() {
 		cancel()
 		<-v.exited
+		stderr.Close()
 		if t.Failed() || os.Getenv("KEXEC_MEASURED_CONSOLE") != "" {
+			if b, err := os.ReadFile(stderr.Name()); err == nil && len(b) > 0 {
+				all := strings.Split(strings.TrimSpace(string(b)), "\n")
+				lines := all
+				if len(all) > 20 {
+					lines = append(append(all[:10:10], fmt.Sprintf("... %d more lines ...", len(all)-20)), all[len(all)-10:]...)
+				}
+				t.Logf("QEMU stderr:\n  %s", strings.Join(lines, "\n  "))
+			}
 			v.mu.Lock()
 			lines := v.lines
 			v.mu.Unlock()
