@@ -14,8 +14,9 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
-// maxDict bounds the dictionary an lzma or xz decoder may allocate. xz -9
-// uses 64 MiB. The bound is lowered to Limits.MaxDecompressed when that is
+// maxDict bounds the dictionary an lzma or xz decoder and the window a zstd
+// decoder may allocate (xz -9 uses 64 MiB, zstd --ultra -22 128 MiB). For
+// lzma and xz the bound is lowered to Limits.MaxDecompressed when that is
 // smaller: a dictionary larger than the output is never needed.
 const maxDict = 256 << 20
 
@@ -235,7 +236,7 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 	case KindLZ4:
 		dec = lz4.NewReader(sec)
 	case KindZstd:
-		zr, zerr := zstd.NewReader(buffered(), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(r.lim.MaxDecompressed)))
+		zr, zerr := zstd.NewReader(buffered(), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDict), zstd.WithDecoderMaxMemory(2*maxDict))
 		if zerr != nil {
 			return nil, fmt.Errorf("zstd segment at offset %d: %w", s.Offset, zerr)
 		}
