@@ -153,6 +153,7 @@ func mainComponents(t *testing.T, e *env) []component {
 type stage1 struct {
 	Components []component
 	Script     string
+	Files      map[string][]byte // more files, by path without leading slash
 }
 
 // build writes the stage-1 initramfs into dir and returns its path.
@@ -175,6 +176,9 @@ func (s stage1) build(t *testing.T, e *env, dir string) string {
 	}
 	for _, c := range s.Components {
 		files["components/"+c.Name] = c.Data
+	}
+	for name, data := range s.Files {
+		files[name] = data
 	}
 	p := filepath.Join(dir, "stage1.cpio")
 	if err := os.WriteFile(p, newcArchive(entries(files)), 0o644); err != nil {

@@ -23,6 +23,10 @@ type kexecRun struct {
 	Extra      string      // shell run after the load, before Exec
 	Prepare    string      // shell run before anything else
 	Panic      bool        // Load loads a panic (crash) kernel
+	// PreLog, when set, is copied to the log before anything runs, as the
+	// records systemd wrote earlier in the boot; it must stay the log's
+	// prefix byte for byte, and the checks apply to what follows it.
+	PreLog []byte
 }
 
 // result is what a kexecRun observed, for scenario-specific checks.
@@ -36,6 +40,9 @@ type result struct {
 // stage1Script returns the stage-1 script of r.
 func (r kexecRun) stage1Script() string {
 	var b strings.Builder
+	if r.PreLog != nil {
+		b.WriteString("cp /prelog $LOG\n")
+	}
 	b.WriteString(r.Prepare + "\n")
 	b.WriteString("pcrs before\n")
 	fmt.Fprintf(&b, "run load %s\n", r.Load)
@@ -63,7 +70,11 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 	if cmdline == "" {
 		cmdline = stage1Cmdline
 	}
-	initrd := stage1{Components: r.Components, Script: r.stage1Script()}.build(t, e, dir)
+	s1 := stage1{Components: r.Components, Script: r.stage1Script()}
+	if r.PreLog != nil {
+		s1.Files = map[string][]byte{"prelog": r.PreLog}
+	}
+	initrd := s1.build(t, e, dir)
 	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: cmdline, TPM: tpm})
 
 	if rc := c.RC(t, "load"); rc != 0 {
@@ -84,7 +95,10 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 	if !ok {
 		t.Fatalf("no log at /run/log/systemd/tpm2-measure.log after the load")
 	}
-	res.Records = parseLog(t, logData)
+	if !bytes.HasPrefix(logData, r.PreLog) {
+		t.Fatalf("the log's first %d bytes are not the records that were there before the load", len(r.PreLog))
+	}
+	res.Records = parseLog(t, logData[len(r.PreLog):])
 	checkLog(t, res.Records, r.Items, allBanks)
 	checkReplayWithEventlog(t, logData, res.Before, c.PCRs(t, "after-load", 9))
 

@@ -208,3 +208,38 @@ func TestBadInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelRejected hands kexec-measured a "kernel" that kexec_file_load
+// refuses (random bytes): the exit status is 255, nothing is loaded, the
+// guest goes on, and whatever was measured before the refusal, the log
+// still explains PCR 9 in every bank.
+func TestKernelRejected(t *testing.T) {
+	e := getEnv(t, true)
+	tpm := startSwtpm(t)
+	script := `pcrs before
+run load kexec-measured -l /notakernel --append "` + stage2Cmdline + `"
+loaded after-load
+pcrs after
+dump log $LOG
+km survived
+`
+	s1 := stage1{Script: script, Files: map[string][]byte{"notakernel": randomBytes(t, 1<<20)}}
+	c := run(t, e, vmConfig{Initrd: s1.build(t, e, t.TempDir()), Cmdline: stage1Cmdline, TPM: tpm})
+	if got := c.RC(t, "load"); got != 255 {
+		t.Errorf("load of a non-kernel: exit status %d, want 255", got)
+	}
+	if k, cr := c.Loaded(t, "after-load"); k != "0" || cr != "0" {
+		t.Errorf("after the refused load: kexec_loaded %s, kexec_crash_loaded %s, want 0 0", k, cr)
+	}
+	if !c.Has("survived") {
+		t.Error("the guest did not go on after the refused load")
+	}
+	before, after := c.PCRs(t, "before", 9), c.PCRs(t, "after", 9)
+	var recs []logRecord
+	if data, ok := c.File(t, "log"); ok {
+		recs = parseLog(t, data)
+		checkReplayWithEventlog(t, data, before, after)
+	}
+	comparePCRs(t, "PCR 9 after the refused load vs. log replay", after, replayRecords(t, before, recs, 9))
+	t.Logf("records in the log after the refused load: %d", len(recs))
+}

@@ -4,9 +4,11 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -118,7 +120,9 @@ func checkOffsets(t *testing.T, recs []logRecord) {
 
 // TestSystemdArgv loads the way systemd's "systemctl kexec" does, with
 // kexec-measured installed as /usr/sbin/kexec: `kexec --load KERNEL --append
-// OPTIONS --initrd INITRD`, then `kexec -e`.
+// OPTIONS --initrd INITRD`, then `kexec -e`. The log already holds records
+// systemd wrote earlier in the boot; ours are appended after them, which stay
+// byte for byte, and the eventlog package replays the mixed log.
 func TestSystemdArgv(t *testing.T) {
 	e := getEnv(t, true)
 	var all = map[string][]byte{}
@@ -137,4 +141,21 @@ func TestSystemdArgv(t *testing.T) {
 		Items:      items,
 	}
 	r.do(t, e)
+}
+
+// systemdRecords returns a log as systemd-pcrphase writes it on PCR 11: one
+// record per phase string, content_type "systemd", with the digest of the
+// string in every bank.
+func systemdRecords(t *testing.T, phases ...string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, p := range phases {
+		var ds []string
+		for _, bank := range allBanks {
+			ds = append(ds, fmt.Sprintf(`{"hashAlg":"%s","digest":"%x"}`, bank, digest(t, bank, []byte(p))))
+		}
+		fmt.Fprintf(&b, "\x1e{\"pcr\":11,\"digests\":[%s],\"content_type\":\"systemd\",\"content\":{\"eventType\":\"phase\",\"string\":\"%s\"}}\n",
+			strings.Join(ds, ","), p)
+	}
+	return b.Bytes()
 }
