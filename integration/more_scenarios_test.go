@@ -17,7 +17,9 @@ func loadCmd(mode string, comps []component, extra string) string {
 // TestUnload loads, checks that -l -S reports the kernel loaded (exit
 // status 1), unloads with -u, and checks that -l -S and -S (which, as in
 // kexec-tools, asks about the panic kernel) then report nothing loaded (exit
-// status 0), while the log and PCR 9 keep the load's measurements.
+// status 0). Then the same for a panic kernel: -p, -S → 1, -p -u, -S → 0.
+// The log and PCR 9 keep both loads' measurements; unloading measures
+// nothing.
 func TestUnload(t *testing.T) {
 	e := getEnv(t, true)
 	comps := mainComponents(t, e)
@@ -31,32 +33,47 @@ run unload kexec-measured -u
 loaded after-unload
 run status-unloaded kexec-measured -S
 run status-l-unloaded kexec-measured -l -S
+run pload ` + loadCmd("-p", comps, "") + `
+loaded after-pload
+run pstatus-loaded kexec-measured -S
+run punload kexec-measured -p -u
+loaded after-punload
+run pstatus-unloaded kexec-measured -S
 pcrs after
 dump log $LOG
 `
-	c := run(t, e, vmConfig{Initrd: stage1{Components: comps, Script: script}.build(t, e, t.TempDir()), Cmdline: stage1Cmdline, TPM: tpm})
+	c := run(t, e, vmConfig{
+		Initrd:  stage1{Components: comps, Script: script}.build(t, e, t.TempDir()),
+		Cmdline: stage1Cmdline + " crashkernel=256M",
+		TPM:     tpm,
+	})
 	for _, want := range []struct {
 		cmd string
 		rc  int
-	}{{"load", 0}, {"status-loaded", 1}, {"unload", 0}, {"status-unloaded", 0}, {"status-l-unloaded", 0}} {
+	}{
+		{"load", 0}, {"status-loaded", 1}, {"unload", 0}, {"status-unloaded", 0}, {"status-l-unloaded", 0},
+		{"pload", 0}, {"pstatus-loaded", 1}, {"punload", 0}, {"pstatus-unloaded", 0},
+	} {
 		if got := c.RC(t, want.cmd); got != want.rc {
 			t.Errorf("%s: exit status %d, want %d", want.cmd, got, want.rc)
 		}
 	}
-	if k, _ := c.Loaded(t, "after-load"); k != "1" {
-		t.Errorf("after -l: kexec_loaded %s, want 1", k)
-	}
-	if k, cr := c.Loaded(t, "after-unload"); k != "0" || cr != "0" {
-		t.Errorf("after -u: kexec_loaded %s, kexec_crash_loaded %s, want 0 0", k, cr)
+	for _, want := range []struct{ tag, kexec, crash string }{
+		{"after-load", "1", "0"}, {"after-unload", "0", "0"}, {"after-pload", "0", "1"}, {"after-punload", "0", "0"},
+	} {
+		if k, cr := c.Loaded(t, want.tag); k != want.kexec || cr != want.crash {
+			t.Errorf("%s: kexec_loaded %s, kexec_crash_loaded %s, want %s %s", want.tag, k, cr, want.kexec, want.crash)
+		}
 	}
 	logData, ok := c.File(t, "log")
 	if !ok {
-		t.Fatal("no log after the load")
+		t.Fatal("no log after the loads")
 	}
-	recs := parseLog(t, logData)
-	checkLog(t, recs, items, allBanks)
+	both := append(append([]measured(nil), items...), items...)
+	checkLog(t, parseLog(t, logData), both, allBanks)
 	before := c.PCRs(t, "before", 9)
-	comparePCRs(t, "PCR 9 after load and unload vs. host files", c.PCRs(t, "after", 9), expectPCRs(t, before, items))
+	comparePCRs(t, "PCR 9 after two loads and unloads vs. host files", c.PCRs(t, "after", 9), expectPCRs(t, before, both))
+	checkReplayWithEventlog(t, logData, before, c.PCRs(t, "after", 9))
 }
 
 // TestPanicKernel reserves crashkernel= memory in stage 1, loads the

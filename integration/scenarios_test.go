@@ -159,3 +159,24 @@ func systemdRecords(t *testing.T, phases ...string) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestNoMode loads with no mode option (`kexec-measured KERNEL --initrd ...
+// --append ...`), which, as in kexec-tools, loads and then runs
+// `shutdown -r now`; on a systemd machine the shutdown then reboots into the
+// loaded kernel. Here /sbin/shutdown records its arguments and returns, as
+// systemd's does, and the test executes the kernel with -e.
+func TestNoMode(t *testing.T) {
+	e := getEnv(t, true)
+	comps := mainComponents(t, e)
+	r := kexecRun{
+		Components: comps,
+		Prepare:    "rm -f /sbin/shutdown; printf '#!/bin/sh\\necho \"@@KM shutdown-called $*\"\\n' >/sbin/shutdown; chmod 0755 /sbin/shutdown",
+		Load:       `kexec-measured /stage2/vmlinuz ` + initrdArgs(comps) + ` --append "` + stage2Cmdline + `"`,
+		Exec:       "kexec-measured -e",
+		Items:      componentItems(t, e, comps, stage2Cmdline),
+	}
+	res := r.do(t, e)
+	if !res.Console.Has("shutdown-called", "-r", "now") {
+		t.Error("kexec-measured with no mode did not run shutdown -r now")
+	}
+}
