@@ -150,10 +150,10 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 			err  error
 		}
 		dc := make(chan digested, 1)
-		go func() {
-			sums, err := digest(ra, s, algs)
+		go func(off, size int64) {
+			sums, err := digest(ra, off, size, algs)
 			dc <- digested{sums, err}
-		}()
+		}(s.Offset, s.Size)
 		err = r.Scan(s)
 		d := <-dc
 		if errors.Is(err, ErrUnsupportedCompression) {
@@ -181,16 +181,20 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 	}
 }
 
-func digest(ra io.ReaderAt, s *Segment, algs []string) (map[string]string, error) {
+func digest(ra io.ReaderAt, off, size int64, algs []string) (map[string]string, error) {
 	hs := make([]hash.Hash, len(algs))
 	ws := make([]io.Writer, len(algs))
 	for i, a := range algs {
 		hs[i] = digestAlgs[a].New()
 		ws[i] = hs[i]
 	}
-	sec := io.NewSectionReader(ra, s.Offset, s.Size)
-	if _, err := io.CopyBuffer(io.MultiWriter(ws...), sec, make([]byte, 256<<10)); err != nil {
-		return nil, &ReadError{Offset: s.Offset, Err: err}
+	sec := io.NewSectionReader(ra, off, size)
+	n, err := io.CopyBuffer(io.MultiWriter(ws...), sec, make([]byte, 256<<10))
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, &ReadError{Offset: off + n, Err: err}
 	}
 	out := make(map[string]string, len(algs))
 	for i, a := range algs {
