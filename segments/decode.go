@@ -207,7 +207,7 @@ func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 
 // Open returns the decompressed data of s (for a cpio segment, its bytes),
 // without the trailing padding. Closing it releases the decoder. It returns
-// ErrUnsupportedCompression for lzo and an error for padding and unknown
+// an error for padding and unknown
 // segments.
 func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 	sec := io.NewSectionReader(readErrorAt{r.ra}, s.Offset, s.DataSize())
@@ -242,7 +242,8 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 		}
 		return zr.IOReadCloser(), nil
 	case KindLZO:
-		return nil, fmt.Errorf("lzo segment at offset %d: %w", s.Offset, ErrUnsupportedCompression)
+		body := io.NewSectionReader(readErrorAt{r.ra}, s.lzoBody, s.Offset+s.DataSize()-s.lzoBody)
+		dec = newLZOReader(body, s.lzoFlags)
 	default:
 		return nil, fmt.Errorf("%s segment at offset %d has no cpio data", s.Kind, s.Offset)
 	}
@@ -255,16 +256,13 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 // Scan walks the cpio data of s if Next did not already (Next walks cpio,
 // gzip, bzip2 and lzma segments while finding their end). Data the
 // decompressor rejects becomes a WarnCorrupt warning. Errors are a
-// *ReadError, ErrLimit, or ErrUnsupportedCompression for lzo.
+// *ReadError or ErrLimit.
 func (r *Reader) Scan(s *Segment) error {
 	if s.Scanned || s.Kind == KindPadding || s.Kind == KindUnknown {
 		return nil
 	}
 	rc, err := r.Open(s)
 	if err != nil {
-		if errors.Is(err, ErrUnsupportedCompression) {
-			return err
-		}
 		s.warn(s.Offset, WarnCorrupt, "cannot decompress: %v", err)
 		return nil
 	}

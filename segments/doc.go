@@ -61,9 +61,6 @@ var (
 	ErrJunk = errors.New("segments: junk within compressed archive")
 	// ErrLimit means a Limits bound was reached.
 	ErrLimit = errors.New("segments: limit exceeded")
-	// ErrUnsupportedCompression means the package cannot decompress a kind
-	// (it can still find its end).
-	ErrUnsupportedCompression = errors.New("segments: decompression not supported")
 )
 
 // Default limits, used for zero fields of Limits.

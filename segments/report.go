@@ -77,7 +77,6 @@ type SegmentReport struct {
 	Trailer          *bool             `json:"trailer,omitempty"`
 	Digests          map[string]string `json:"-"` // over [Offset, Offset+Size), padding included
 	Warnings         []Warning         `json:"warnings,omitempty"`
-	Note             string            `json:"note,omitempty"`
 	Files            []File            `json:"files,omitempty"`
 }
 
@@ -156,9 +155,7 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 		}(s.Offset, s.Size)
 		err = r.Scan(s)
 		d := <-dc
-		if errors.Is(err, ErrUnsupportedCompression) {
-			sr.Note = "entries not listed: lzo decompression is not implemented"
-		} else if err != nil {
+		if err != nil {
 			rep.Error = err.Error()
 			return rep, err
 		}
@@ -236,9 +233,6 @@ func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
 	for _, s := range r.Segments {
 		for _, wa := range s.Warnings {
 			fmt.Fprintf(&b, "segment %d: warning: %s\n", s.Index, wa)
-		}
-		if s.Note != "" {
-			fmt.Fprintf(&b, "segment %d: note: %s\n", s.Index, s.Note)
 		}
 	}
 	if r.Error != "" {

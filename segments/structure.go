@@ -291,6 +291,7 @@ func parseLZO(a *atReader, s *Segment) (int64, error) {
 	if dsum != 1 || csum != 0 || flags&lzoExtra != 0 {
 		s.warn(start, WarnLZOHeader, "lzop flags %#x: the kernel's unlzo expects exactly one data checksum, no compressed-data checksum and no extra field", flags)
 	}
+	s.lzoFlags, s.lzoBody = flags, a.pos
 	var total int64
 	for {
 		off := a.pos

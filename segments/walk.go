@@ -31,7 +31,9 @@ type Segment struct {
 	// Warnings are what the kernel would reject in this segment.
 	Warnings []Warning
 
-	dict int64 // xz: the largest LZMA2 dictionary of its blocks
+	dict     int64  // xz: the largest LZMA2 dictionary of its blocks
+	lzoFlags uint32 // lzo: header flags
+	lzoBody  int64  // lzo: offset of the first block
 }
 
 // DataSize returns the size of the segment without its trailing padding.
