@@ -126,3 +126,14 @@ func TestUpdateFuzzCorpus(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLZO1X checks that the LZO1X decoder never reads or writes out of
+// bounds, whatever the input and the output size.
+func FuzzLZO1X(f *testing.F) {
+	f.Add([]byte{0x15, 'a', 'b', 'c', 'd', 0x11, 0x00, 0x00}, uint16(4))
+	f.Add([]byte{0x00, 0x00, 0x05, 'x'}, uint16(300))
+	f.Fuzz(func(t *testing.T, src []byte, n uint16) {
+		dst := make([]byte, n)
+		lzo1xDecompress(src, dst)
+	})
+}
