@@ -3,11 +3,9 @@
 package integration
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,17 +154,4 @@ func (c *console) Sums() map[string]string {
 		}
 	}
 	return out
-}
-
-// Transcript returns the non-marker lines around kexec-measured's own
-// output, for failure messages.
-func (c *console) Transcript() string {
-	var b bytes.Buffer
-	for _, l := range c.Lines {
-		if strings.HasPrefix(l, "@@B64 ") {
-			continue
-		}
-		fmt.Fprintln(&b, l)
-	}
-	return b.String()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 )
 
 // cpioEntry is one file or directory of a newc cpio archive.
@@ -61,14 +60,4 @@ func pad4(buf *bytes.Buffer) {
 	for buf.Len()%4 != 0 {
 		buf.WriteByte(0)
 	}
-}
-
-// sortedEntries returns entries sorted by name, so archives are reproducible.
-func sortedEntries(m map[string]cpioEntry) []cpioEntry {
-	out := make([]cpioEntry, 0, len(m))
-	for _, e := range m {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }

@@ -95,7 +95,7 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 	return out.Bytes()
 }
 
-// files builds the cpio entries of a path → data map; "init" and
+// entries returns the cpio entries of a path → data map, sorted by path; "init" and
 // "bin/busybox" are executable.
 func entries(files map[string][]byte) []cpioEntry {
 	var out []cpioEntry

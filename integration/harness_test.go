@@ -99,11 +99,11 @@ func pickAccel(e *env) string {
 	case "tcg", "kvm":
 		return a
 	}
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
 		return "tcg"
-	} else {
-		f.Close()
 	}
+	f.Close()
 	dir, err := os.MkdirTemp("", "kvm-probe-")
 	if err != nil {
 		return "tcg"
@@ -244,7 +244,6 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
 	v := &vm{cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
-	v.cmd.Stdin = nil
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
 		cancel()
