@@ -19,7 +19,7 @@ type atReader struct {
 	buf  []byte
 	boff int64 // absolute offset of buf[0]
 	r, w int   // buf[r:w] is buffered and not yet handed out
-	err  error // sticky read error (other than io.EOF at end)
+	err  error // sticky *ReadError; the end of the range is not an error
 	// small makes the next fill read little: set after a Discard past the
 	// buffer, when the caller is hopping from header to header.
 	small bool
@@ -63,8 +63,8 @@ func (a *atReader) fill(n int) {
 		a.err = &ReadError{Offset: a.pos + int64(a.w), Err: err}
 	}
 	if err == io.EOF && int64(m) < want {
-		// The ReaderAt is shorter than we were told: treat as the end.
-		a.end = a.pos + int64(a.w)
+		// The ReaderAt is shorter than the size we were given.
+		a.err = &ReadError{Offset: a.pos + int64(a.w), Err: io.ErrUnexpectedEOF}
 	}
 }
 
@@ -102,8 +102,7 @@ func (a *atReader) Read(p []byte) (int, error) {
 				return m, nil
 			}
 			if err == nil || err == io.EOF {
-				a.end = a.pos
-				return 0, io.EOF
+				err = io.ErrUnexpectedEOF // shorter than the size we were given
 			}
 			a.err = &ReadError{Offset: a.pos, Err: err}
 			return 0, a.err

@@ -96,6 +96,13 @@ func TestWalkErrors(t *testing.T) {
 			t.Fatalf("segments = %+v %+v", segs[0], segs[len(segs)-1])
 		}
 	})
+	t.Run("image shorter than its size", func(t *testing.T) {
+		_, err := walk(bytes.NewReader(img), int64(len(img))+100, Limits{})
+		var re *ReadError
+		if !errors.As(err, &re) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("err = %v, want a *ReadError wrapping io.ErrUnexpectedEOF", err)
+		}
+	})
 	t.Run("empty image", func(t *testing.T) {
 		segs, err := walk(bytes.NewReader(nil), 0, Limits{})
 		if err != nil || len(segs) != 0 {
