@@ -205,6 +205,11 @@ func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 	return consumed(a, br), nil
 }
 
+// Raw returns the bytes of s as they are in the image, padding included.
+func (r *Reader) Raw(s *Segment) *io.SectionReader {
+	return io.NewSectionReader(r.ra, s.Offset, s.Size)
+}
+
 // Open returns the decompressed data of s (for a cpio segment, its bytes),
 // without the trailing padding. Closing it releases the decoder. It returns
 // an error for padding and unknown

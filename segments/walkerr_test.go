@@ -103,6 +103,27 @@ func TestWalkErrors(t *testing.T) {
 			t.Fatalf("err = %v, want a *ReadError wrapping io.ErrUnexpectedEOF", err)
 		}
 	})
+	t.Run("raw bytes", func(t *testing.T) {
+		r := NewReader(bytes.NewReader(img), int64(len(img)), Limits{})
+		var got []byte
+		for {
+			s, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(r.Raw(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got, img) {
+			t.Fatal("the raw bytes of the segments are not the image")
+		}
+	})
 	t.Run("empty image", func(t *testing.T) {
 		segs, err := walk(bytes.NewReader(nil), 0, Limits{})
 		if err != nil || len(segs) != 0 {
