@@ -236,6 +236,10 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 		if s.dict > int64(r.dictCap()) {
 			return nil, fmt.Errorf("xz segment at offset %d: LZMA2 dictionary of %d bytes, above the %d we allocate: %w", s.Offset, s.dict, r.dictCap(), ErrLimit)
 		}
+		if xzNeedsOwnDecoder(s.xzBlocks) {
+			dec = &xzBlocksReader{ra: readErrorAt{r.ra}, blocks: s.xzBlocks, check: s.xzCheck, maxDic: int64(r.dictCap())}
+			break
+		}
 		// DictCap is a floor for xz: the stream's own dictionary is used.
 		dec, err = xz.ReaderConfig{DictCap: 4096, SingleStream: true}.NewReader(buffered())
 	case KindLZ4:
@@ -261,7 +265,8 @@ func (r *Reader) Open(s *Segment) (io.ReadCloser, error) {
 // Scan walks the cpio data of s if Next did not already (Next walks cpio,
 // gzip, bzip2 and lzma segments while finding their end). Data the
 // decompressor rejects becomes a WarnCorrupt warning. Errors are a
-// *ReadError or ErrLimit.
+// *ReadError, ErrLimit, or ErrUnsupportedFilter for an xz filter other than
+// LZMA2 and x86 BCJ (the segment is mapped but its entries are not listed).
 func (r *Reader) Scan(s *Segment) error {
 	if s.Scanned || s.Kind == KindPadding || s.Kind == KindUnknown {
 		return nil
@@ -275,7 +280,7 @@ func (r *Reader) Scan(s *Segment) error {
 	known := s.UncompressedSize
 	if err := r.scanStream(s, rc); err != nil {
 		var re *ReadError
-		if errors.As(err, &re) || errors.Is(err, ErrLimit) {
+		if errors.As(err, &re) || errors.Is(err, ErrLimit) || errors.Is(err, ErrUnsupportedFilter) {
 			return err
 		}
 		s.warn(s.Offset, WarnCorrupt, "decompression failed: %v", err)

@@ -59,6 +59,9 @@ var (
 	// padding nor a cpio header: the kernel fails with "junk within
 	// compressed archive".
 	ErrJunk = errors.New("segments: junk within compressed archive")
+	// ErrUnsupportedFilter means an xz filter or check this package does
+	// not decode (it still finds the member's end).
+	ErrUnsupportedFilter = errors.New("segments: unsupported xz filter")
 	// ErrLimit means a Limits bound was reached.
 	ErrLimit = errors.New("segments: limit exceeded")
 )

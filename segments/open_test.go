@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -29,12 +30,24 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	es = append(es, entry{name: "mixed", data: mixed})
+	// Real x86-64 code, for the BCJ filter: this test binary.
+	if exe, err := os.Executable(); err == nil {
+		if code, err := os.ReadFile(exe); err == nil {
+			es = append(es, entry{name: "code", data: code[:min(len(code), 1<<20)]})
+		}
+	}
 	raw := newc(es, cpioOpts{})
 	variants := map[string][]string{
 		"lzop -1": {"lzop", "-1", "-c"}, "lzop -9": {"lzop", "-9", "-c"}, "lzop crc32": {"lzop", "--crc32", "-c"},
 		"gzip": compressors[KindGzip], "zstd": compressors[KindZstd], "xz": compressors[KindXZ],
 		"lzma": compressors[KindLZMA], "bzip2": compressors[KindBzip2], "lz4 -l": compressors[KindLZ4],
-		"lz4 frame": {"lz4", "-q", "-c"},
+		"lz4 frame":      {"lz4", "-q", "-c"},
+		"xz multi-block": {"xz", "-c", "--check=crc32", "-T2", "--block-size=200KiB"},
+		"xz bcj":         {"xz", "-c", "--check=crc32", "--x86", "--lzma2=preset=6"},
+		"xz bcj crc64":   {"xz", "-c", "--check=crc64", "--x86", "--lzma2"},
+		"xz bcj sha256":  {"xz", "-c", "--check=sha256", "--x86", "--lzma2", "-T2", "--block-size=300KiB"},
+		"xz bcj none":    {"xz", "-c", "--check=none", "--x86=start=4096", "--lzma2"},
+		"zstd stdin":     {"zstd", "-q", "-c", "--no-content-size", "-3"},
 	}
 	for name, cmd := range variants {
 		t.Run(name, func(t *testing.T) {

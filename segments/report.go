@@ -77,6 +77,7 @@ type SegmentReport struct {
 	Trailer          *bool             `json:"trailer,omitempty"`
 	Digests          map[string]string `json:"-"` // over [Offset, Offset+Size), padding included
 	Warnings         []Warning         `json:"warnings,omitempty"`
+	Note             string            `json:"note,omitempty"` // why entries are missing
 	Files            []File            `json:"files,omitempty"`
 }
 
@@ -155,7 +156,9 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 		}(s.Offset, s.Size)
 		err = r.Scan(s)
 		d := <-dc
-		if err != nil {
+		if errors.Is(err, ErrUnsupportedFilter) {
+			sr.Note = "entries not listed: " + err.Error()
+		} else if err != nil {
 			rep.Error = err.Error()
 			return rep, err
 		}
@@ -233,6 +236,11 @@ func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
 	for _, s := range r.Segments {
 		for _, wa := range s.Warnings {
 			fmt.Fprintf(&b, "segment %d: warning: %s\n", s.Index, wa)
+		}
+	}
+	for _, s := range r.Segments {
+		if s.Note != "" {
+			fmt.Fprintf(&b, "segment %d: note: %s\n", s.Index, s.Note)
 		}
 	}
 	if r.Error != "" {

@@ -60,3 +60,19 @@ func TestParseDigests(t *testing.T) {
 		}
 	}
 }
+
+func TestReportUnsupportedFilter(t *testing.T) {
+	raw := newc(sampleFiles("arm", 3), cpioOpts{})
+	img := compress(t, raw, "xz", "-c", "--check=crc32", "--arm", "--lzma2")
+	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Segments) != 1 {
+		t.Fatalf("segments = %+v", rep.Segments)
+	}
+	s := rep.Segments[0]
+	if s.Kind != KindXZ || s.Size != int64(len(img)) || len(s.Warnings) != 0 || !strings.Contains(s.Note, "filter 0x7") || s.Entries != nil {
+		t.Fatalf("segment = %+v, want an xz segment with a note about the ARM filter (0x7) and no entries", s)
+	}
+}

@@ -31,7 +31,9 @@ type Segment struct {
 	// Warnings are what the kernel would reject in this segment.
 	Warnings []Warning
 
-	dict     int64  // xz: the largest LZMA2 dictionary of its blocks
+	dict     int64 // xz: the largest LZMA2 dictionary of its blocks
+	xzBlocks []xzBlock
+	xzCheck  byte
 	lzoFlags uint32 // lzo: header flags
 	lzoBody  int64  // lzo: offset of the first block
 }

@@ -87,6 +87,7 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 			}
 		}
 		var lastFilter int64
+		var filters []xzFilter
 		for i := 0; i <= int(bflags&3); i++ {
 			id, err := xzVarint(rd)
 			if err != nil {
@@ -96,14 +97,14 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 			if err != nil || n > int64(rd.Len()) {
 				return 0, fmt.Errorf("xz block header at offset %d: filter properties: %w", off, ErrFormat)
 			}
-			if id == 0x21 && n == 1 {
-				p, _ := rd.ReadByte()
-				if d := lzma2Dict(p); d > s.dict {
+			props := make([]byte, n)
+			rd.Read(props)
+			if id == xzFilterLZMA2 && n == 1 {
+				if d := lzma2Dict(props[0]); d > s.dict {
 					s.dict = d
 				}
-			} else {
-				rd.Seek(n, 1)
 			}
+			filters = append(filters, xzFilter{id, props})
 			lastFilter = id
 		}
 		dataStart := a.pos
@@ -138,6 +139,7 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 			return 0, err
 		}
 		blocks = append(blocks, record{unpadded, uncomp})
+		s.xzBlocks = append(s.xzBlocks, xzBlock{data: dataStart, size: comp, check: a.pos - csize, filters: filters})
 	}
 	// Index (§4): indicator (already read), count, records, padding, CRC32.
 	idx := a.pos - 1
@@ -181,7 +183,26 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 		return 0, fmt.Errorf("xz stream footer at offset %d: does not match header and index: %w", a.pos-12, ErrFormat)
 	}
 	s.UncompressedSize = total
+	s.xzCheck = check
 	return a.pos, nil
+}
+
+// Filter IDs (xz file format §5.3).
+const (
+	xzFilterX86   = 0x04
+	xzFilterLZMA2 = 0x21
+)
+
+type xzFilter struct {
+	id    int64
+	props []byte
+}
+
+// xzBlock is where parseXZ found a block's parts.
+type xzBlock struct {
+	data, size int64 // compressed data
+	check      int64 // offset of the block's check
+	filters    []xzFilter
 }
 
 // skipLZMA2 consumes LZMA2 chunks up to the end marker and returns the
