@@ -105,6 +105,7 @@ func TestUpdateFuzzCorpus(t *testing.T) {
 	}
 	seeds["lz4frame"] = compress(t, raw, "lz4", "-q", "-c")
 	seeds["xzcrc64"] = compress(t, raw, "xz", "-c", "--check=crc64")
+	seeds["xzbcj"] = compress(t, raw, "xz", "-c", "--check=crc32", "--x86", "--lzma2")
 	// A distro-like image: early cpio, padding, compressed member, cpio.
 	mixed := append(newc(sampleFiles("early", 1), cpioOpts{}), seeds[KindZstd]...)
 	mixed = append(mixed, make([]byte, 4-len(mixed)%4+4)...)
