@@ -50,3 +50,32 @@ func BenchmarkLoadFiles(b *testing.B) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "heap-MiB/op")
 	b.ReportMetric(float64(after.HeapSys)/(1<<20), "heap-sys-MiB")
 }
+
+// BenchmarkBankParallelism hashes 64 MiB in memory with sha1, with sha256,
+// and with both at once on two goroutines, as digestAll does for two banks:
+// "both" close to the larger of the two means the cores hash in parallel;
+// close to their sum means they share the hashing hardware.
+func BenchmarkBankParallelism(b *testing.B) {
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	ms := func() []Measurement { return []Measurement{{data: buf}} }
+	for _, bc := range []struct {
+		name  string
+		banks []crypto.Hash
+	}{
+		{"sha1", []crypto.Hash{crypto.SHA1}},
+		{"sha256", []crypto.Hash{crypto.SHA256}},
+		{"sha1+sha256", []crypto.Hash{crypto.SHA1, crypto.SHA256}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			for range b.N {
+				if err := digestAll(ms(), bc.banks); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -109,7 +109,7 @@ func mapReadOnly(f *os.File, size int64) ([]byte, error) {
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("mapping %s: %d bytes do not fit the address space", f.Name(), size)
 	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		return nil, &SyscallError{Call: "mmap of " + f.Name(), Err: err}
 	}
