@@ -198,7 +198,10 @@ type ReadError struct {
 	Err    error
 }
 
+// Error names the offset and the underlying error.
 func (e *ReadError) Error() string {
 	return fmt.Sprintf("segments: read at offset %d: %v", e.Offset, e.Err)
 }
+
+// Unwrap returns the underlying error.
 func (e *ReadError) Unwrap() error { return e.Err }

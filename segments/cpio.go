@@ -143,7 +143,8 @@ type CpioReader struct {
 	hdr     *Header
 	left    int64  // unread data of hdr
 	sum     uint32 // running 070702 checksum of hdr's data
-	entries int    // entries seen, including trailers
+	entries int    // entries seen, including trailers (for MaxEntries)
+	files   int    // entries returned by Next
 	trailer bool   // the last entry was TRAILER!!!
 	links   map[linkKey]string
 	warns   []Warning
@@ -169,7 +170,7 @@ func newSegmentCpio(a *atReader, lim Limits) *CpioReader {
 }
 
 // Entries returns the number of entries read so far, not counting trailers.
-func (c *CpioReader) Entries() int { return c.entries }
+func (c *CpioReader) Entries() int { return c.files }
 
 // Trailer reports whether the last entry read was TRAILER!!!.
 func (c *CpioReader) Trailer() bool { return c.trailer }
@@ -251,6 +252,7 @@ func (c *CpioReader) next() (*Header, error) {
 		c.trailer = false
 		c.hdr = h
 		c.left = h.Size
+		c.files++
 		return h, nil
 	}
 }

@@ -52,8 +52,8 @@ func TestCpioReader(t *testing.T) {
 		if h, err := cr.Next(); err != io.EOF {
 			t.Errorf("%+v: after the last entry: %+v, %v; want io.EOF", o, h, err)
 		}
-		if cr.Trailer() == o.noTrailer || len(cr.Warnings()) != 0 {
-			t.Errorf("%+v: trailer %v, warnings %v", o, cr.Trailer(), cr.Warnings())
+		if cr.Entries() != 2*len(es) || cr.Trailer() == o.noTrailer || len(cr.Warnings()) != 0 {
+			t.Errorf("%+v: %d entries, trailer %v, warnings %v", o, cr.Entries(), cr.Trailer(), cr.Warnings())
 		}
 	}
 }

@@ -120,6 +120,7 @@ type Warning struct {
 	Message string `json:"message"`
 }
 
+// String formats the warning as "code at offset: message".
 func (w Warning) String() string {
 	return fmt.Sprintf("%s at %d: %s", w.Code, w.Offset, w.Message)
 }

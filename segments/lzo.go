@@ -20,8 +20,8 @@ func lzo1xDecompress(src, dst []byte) error {
 	ip, op := 0, 0
 	var t, next, mpos int
 	state := 0
-	// byteAt and count read the extended length encoding: runs of zero
-	// bytes each adding 255, then a byte.
+	// extend reads the extended length encoding: zero bytes each adding
+	// 255, then one byte added to base.
 	extend := func(base int) (int, bool) {
 		n := 0
 		for ip < len(src) && src[ip] == 0 {
