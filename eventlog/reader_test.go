@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 )
 
 // systemdRecord returns a record exactly as systemd's tpm2_userspace_log
@@ -17,7 +19,7 @@ import (
 func systemdRecord(pcr int, measured, eventType string, timestamp int) string {
 	return fmt.Sprintf("\x1e"+`{"pcr":%d,"digests":[{"hashAlg":"sha1","digest":"%x"},{"hashAlg":"sha256","digest":"%x"}],`+
 		`"content_type":"systemd","content":{"string":"%s","bootId":"8f2c7b1e0d9a4c6b9e3f5a7d1c2b4e6f","timestamp":%d,"eventType":"%s"}}`+"\n",
-		pcr, sumOf(crypto.SHA1, []byte(measured)), sumOf(crypto.SHA256, []byte(measured)), measured, timestamp, eventType)
+		pcr, hashtest.Sum(crypto.SHA1, []byte(measured)), hashtest.Sum(crypto.SHA256, []byte(measured)), measured, timestamp, eventType)
 }
 
 // mixedLog is a log with systemd's records, ours, and records with fields
@@ -28,8 +30,8 @@ func mixedLog(t *testing.T) []byte {
 	b.WriteString(systemdRecord(11, "enter-initrd", "phase", 3141592))
 	b.WriteString(systemdRecord(15, "machine-id:0123", "machine-id", 4000000))
 	rec, err := NewKexecRecord(9, map[crypto.Hash][]byte{
-		crypto.SHA1:   sumOf(crypto.SHA1, []byte("kernel")),
-		crypto.SHA256: sumOf(crypto.SHA256, []byte("kernel")),
+		crypto.SHA1:   hashtest.Sum(crypto.SHA1, []byte("kernel")),
+		crypto.SHA256: hashtest.Sum(crypto.SHA256, []byte("kernel")),
 	}, KexecContent{Event: EventKernel, Path: "/boot/vmlinuz", Size: 6})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +45,7 @@ func mixedLog(t *testing.T) []byte {
 	// space, upper-case hex and escapes that a re-encoding would change.
 	fmt.Fprintf(&b, "\x1e { \"recnum\": 7, \"pcr\": 12, \"digests\": [ {\"hashAlg\": \"sm3_256\", \"digest\": \"%x\"}, {\"hashAlg\": \"sha256\", \"digest\": \"%X\"} ],"+
 		" \"content_type\": \"x-other\", \"content\": {\"a\\u0041\": [1, 2.50, null]}, \"extra\": true } \n",
-		make([]byte, 32), sumOf(crypto.SHA256, []byte("other")))
+		make([]byte, 32), hashtest.Sum(crypto.SHA256, []byte("other")))
 	b.WriteString(systemdRecord(11, "ready", "phase", 5000000))
 	return []byte(b.String())
 }
@@ -64,7 +66,7 @@ func TestRoundTripMixedLog(t *testing.T) {
 			t.Errorf("record %d: content_type %q PCR %d, want %q PCR %d", i, rec.ContentType, rec.PCR, wantTypes[i], wantPCRs[i])
 		}
 	}
-	if got, err := recs[3].Sum(crypto.SHA256); err != nil || !bytes.Equal(got, sumOf(crypto.SHA256, []byte("other"))) {
+	if got, err := recs[3].Sum(crypto.SHA256); err != nil || !bytes.Equal(got, hashtest.Sum(crypto.SHA256, []byte("other"))) {
 		t.Errorf("upper-case hex digest = %x, %v", got, err)
 	}
 	if string(recs[0].Content) != `{"string":"enter-initrd","bootId":"8f2c7b1e0d9a4c6b9e3f5a7d1c2b4e6f","timestamp":3141592,"eventType":"phase"}` {
@@ -88,7 +90,7 @@ func TestReaderEmpty(t *testing.T) {
 
 func TestReaderErrors(t *testing.T) {
 	good := systemdRecord(11, "x", "phase", 1)
-	sha256hex := fmt.Sprintf("%x", sumOf(crypto.SHA256, nil))
+	sha256hex := fmt.Sprintf("%x", hashtest.Sum(crypto.SHA256, nil))
 	tests := []struct {
 		name   string
 		in     string
@@ -154,7 +156,7 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 
 func TestReaderLongRecordsAndShortReads(t *testing.T) {
 	long := "\x1e" + fmt.Sprintf(`{"pcr":9,"digests":[{"hashAlg":"sha256","digest":"%x"}],"content_type":"x","content":{"pad":"%s"}}`,
-		sumOf(crypto.SHA256, nil), strings.Repeat("p", 10000)) + "\n"
+		hashtest.Sum(crypto.SHA256, nil), strings.Repeat("p", 10000)) + "\n"
 	in := long + systemdRecord(11, "a", "phase", 1) + long
 	recs, err := ReadAll(oneByteReader{strings.NewReader(in)})
 	if err != nil || len(recs) != 3 {

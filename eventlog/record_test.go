@@ -2,34 +2,13 @@ package eventlog
 
 import (
 	"crypto"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
-)
 
-// sumOf hashes data with the concrete package functions, independently of
-// crypto.Hash.New that the package uses.
-func sumOf(h crypto.Hash, data []byte) []byte {
-	switch h {
-	case crypto.SHA1:
-		s := sha1.Sum(data)
-		return s[:]
-	case crypto.SHA256:
-		s := sha256.Sum256(data)
-		return s[:]
-	case crypto.SHA384:
-		s := sha512.Sum384(data)
-		return s[:]
-	case crypto.SHA512:
-		s := sha512.Sum512(data)
-		return s[:]
-	}
-	panic(fmt.Sprintf("sumOf: unexpected hash %v", h))
-}
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+)
 
 func TestAlgNames(t *testing.T) {
 	tests := []struct {
@@ -68,7 +47,7 @@ func TestNewKexecRecordEncoding(t *testing.T) {
 	sums := map[crypto.Hash][]byte{}
 	// Insert in reverse order: the encoding must not depend on map order.
 	for _, h := range []crypto.Hash{crypto.SHA512, crypto.SHA384, crypto.SHA256, crypto.SHA1} {
-		sums[h] = sumOf(h, data)
+		sums[h] = hashtest.Sum(h, data)
 	}
 	seg := 2
 	c := KexecContent{
@@ -85,7 +64,7 @@ func TestNewKexecRecordEncoding(t *testing.T) {
 		`"content_type":"kexec-measured",`+
 		`"content":{"event":"kexec-initrd","path":"/boot/a<b>&c.cpio","offset":4096,"size":16,`+
 		`"segment":2,"kind":"gzip","bootId":"0123456789abcdef0123456789abcdef","timestamp":5}}`+"\n",
-		sumOf(crypto.SHA1, data), sumOf(crypto.SHA256, data), sumOf(crypto.SHA384, data), sumOf(crypto.SHA512, data))
+		hashtest.Sum(crypto.SHA1, data), hashtest.Sum(crypto.SHA256, data), hashtest.Sum(crypto.SHA384, data), hashtest.Sum(crypto.SHA512, data))
 	for i := range 3 { // deterministic: the same bytes every time
 		got, err := rec.Encode()
 		if err != nil {
@@ -116,7 +95,7 @@ func TestNewKexecRecordEncoding(t *testing.T) {
 }
 
 func TestNewKexecRecordKernelZeroOffset(t *testing.T) {
-	sums := map[crypto.Hash][]byte{crypto.SHA256: sumOf(crypto.SHA256, nil)}
+	sums := map[crypto.Hash][]byte{crypto.SHA256: hashtest.Sum(crypto.SHA256, nil)}
 	rec, err := NewKexecRecord(9, sums, KexecContent{Event: EventCmdline})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +108,7 @@ func TestNewKexecRecordKernelZeroOffset(t *testing.T) {
 }
 
 func TestNewKexecRecordErrors(t *testing.T) {
-	good := sumOf(crypto.SHA256, nil)
+	good := hashtest.Sum(crypto.SHA256, nil)
 	tests := []struct {
 		name string
 		pcr  int

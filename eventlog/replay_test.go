@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 )
 
 var allBanks = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
@@ -43,7 +45,7 @@ func TestReplayIndependent(t *testing.T) {
 	for _, e := range events {
 		sums := map[crypto.Hash][]byte{}
 		for _, h := range allBanks {
-			sums[h] = sumOf(h, []byte(e.data))
+			sums[h] = hashtest.Sum(h, []byte(e.data))
 		}
 		rec, err := NewKexecRecord(e.pcr, sums, KexecContent{Event: EventKernel})
 		if err != nil {
@@ -65,7 +67,7 @@ func TestReplayIndependent(t *testing.T) {
 					old = bytes.Repeat([]byte{0xff}, h.Size())
 				}
 			}
-			want[e.pcr] = sumOf(h, append(slices.Clone(old), sumOf(h, []byte(e.data))...))
+			want[e.pcr] = hashtest.Sum(h, append(slices.Clone(old), hashtest.Sum(h, []byte(e.data))...))
 		}
 		for pcr, w := range want {
 			if got := values[h][pcr]; !bytes.Equal(got, w) {
@@ -102,7 +104,7 @@ func TestCompareMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actual := sumOf(crypto.SHA256, []byte("something else"))
+	actual := hashtest.Sum(crypto.SHA256, []byte("something else"))
 	err = values.Compare(9, crypto.SHA256, actual)
 	var me *MismatchError
 	if !errors.Is(err, ErrMismatch) || !errors.As(err, &me) {

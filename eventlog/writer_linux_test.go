@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +31,7 @@ var _ interface {
 func testRecord(t *testing.T, data string) Record {
 	t.Helper()
 	rec, err := NewKexecRecord(9, map[crypto.Hash][]byte{
-		crypto.SHA256: sumOf(crypto.SHA256, []byte(data)),
+		crypto.SHA256: hashtest.Sum(crypto.SHA256, []byte(data)),
 	}, KexecContent{Event: EventCmdline, Size: int64(len(data))})
 	if err != nil {
 		t.Fatal(err)

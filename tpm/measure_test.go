@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/tpm"
 	"github.com/kexec-measured/kexec-measured/tpm/swtpmtest"
@@ -55,7 +57,7 @@ func TestMain(m *testing.M) {
 func measureOne(tp *tpm.TPM, w *eventlog.Writer, pcr int, data []byte, path string) error {
 	sums := map[crypto.Hash][]byte{}
 	for _, h := range tp.Banks() {
-		sums[h] = sumOf(h, data)
+		sums[h] = hashtest.Sum(h, data)
 	}
 	rec, err := eventlog.NewKexecRecord(pcr, sums, eventlog.KexecContent{Event: eventlog.EventInitrd, Path: path, Size: int64(len(data))})
 	if err != nil {
@@ -122,7 +124,7 @@ func helperDieAfterExtend() int {
 	}
 	sums := map[crypto.Hash][]byte{}
 	for _, h := range tp.Banks() {
-		sums[h] = sumOf(h, []byte("never logged"))
+		sums[h] = hashtest.Sum(h, []byte("never logged"))
 	}
 	if err := w.Lock(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -173,7 +175,7 @@ func checkReplay(t *testing.T, tp *tpm.TPM, path string, chain map[int][][]byte)
 			}
 			want := make([]byte, h.Size()) // fresh swtpm: PCRs 0-16 are zeros
 			for _, data := range events {
-				want = extendOf(h, want, sumOf(h, data))
+				want = extendOf(h, want, hashtest.Sum(h, data))
 			}
 			if !bytes.Equal(actual[h], want) {
 				t.Errorf("bank %v PCR %d: TPM %x, independent computation %x", h, pcr, actual[h], want)
@@ -208,7 +210,7 @@ func TestLogReplaysToTPM(t *testing.T) {
 	for _, word := range []string{"enter-initrd", "leave-initrd"} {
 		sums := map[crypto.Hash][]byte{}
 		for _, h := range tp.Banks() {
-			sums[h] = sumOf(h, []byte(word))
+			sums[h] = hashtest.Sum(h, []byte(word))
 		}
 		text := fmt.Sprintf("\x1e"+`{"pcr":11,"digests":[{"hashAlg":"sha1","digest":"%x"},{"hashAlg":"sha256","digest":"%x"},{"hashAlg":"sha384","digest":"%x"},{"hashAlg":"sha512","digest":"%x"}],"content_type":"systemd","content":{"string":"%s","bootId":"8f2c7b1e0d9a4c6b9e3f5a7d1c2b4e6f","timestamp":1234,"eventType":"phase"}}`+"\n",
 			sums[crypto.SHA1], sums[crypto.SHA256], sums[crypto.SHA384], sums[crypto.SHA512], word)

@@ -3,17 +3,15 @@ package tpm_test
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
@@ -23,36 +21,16 @@ import (
 
 var allBanks = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
 
-// sumOf hashes data with h using the concrete package functions, not
-// crypto.Hash.New, so expectations do not share code with the package.
-func sumOf(h crypto.Hash, data []byte) []byte {
-	switch h {
-	case crypto.SHA1:
-		s := sha1.Sum(data)
-		return s[:]
-	case crypto.SHA256:
-		s := sha256.Sum256(data)
-		return s[:]
-	case crypto.SHA384:
-		s := sha512.Sum384(data)
-		return s[:]
-	case crypto.SHA512:
-		s := sha512.Sum512(data)
-		return s[:]
-	}
-	panic(fmt.Sprintf("sumOf: unexpected hash %v", h))
-}
-
 // extendOf is the independent computation of a PCR extend: H(old || digest).
 func extendOf(h crypto.Hash, old, digest []byte) []byte {
-	return sumOf(h, append(slices.Clone(old), digest...))
+	return hashtest.Sum(h, append(slices.Clone(old), digest...))
 }
 
 // sumsOf digests data in every bank of banks.
 func sumsOf(banks []crypto.Hash, data []byte) map[crypto.Hash][]byte {
 	sums := make(map[crypto.Hash][]byte, len(banks))
 	for _, h := range banks {
-		sums[h] = sumOf(h, data)
+		sums[h] = hashtest.Sum(h, data)
 	}
 	return sums
 }

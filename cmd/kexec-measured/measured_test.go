@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/tpm"
@@ -39,21 +41,6 @@ func inputs(t *testing.T, dir string, n int) (kernel string, initrds []string, c
 		contents = append(contents, c)
 	}
 	return kernel, initrds, contents
-}
-
-// independentPCR computes PCR 9 after extending the digest of each item
-// in order, from zeros, with the hash functions directly.
-func independentPCR(h crypto.Hash, items [][]byte) []byte {
-	v := make([]byte, h.Size())
-	for _, it := range items {
-		d := h.New()
-		d.Write(it)
-		e := h.New()
-		e.Write(v)
-		e.Write(d.Sum(nil))
-		v = e.Sum(nil)
-	}
-	return v
 }
 
 func readPCRs(t *testing.T, spec string) map[crypto.Hash][]byte {
@@ -104,7 +91,7 @@ func TestMeasuredLoadSwtpm(t *testing.T) {
 	tpmVals := readPCRs(t, spec)
 	items := append(contents, []byte("console=ttyS0 stage=2"))
 	for _, h := range allBanks {
-		want := independentPCR(h, items)
+		want := hashtest.PCR(h, nil, items...)
 		if !bytes.Equal(tpmVals[h], want) {
 			t.Errorf("%v: TPM PCR 9 %x, independent %x", h, tpmVals[h], want)
 		}
