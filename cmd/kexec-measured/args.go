@@ -50,61 +50,63 @@ type optSpec struct {
 	set   func(o *options, v string) error
 }
 
-// The options of kexec(8) (kexec-tools semantics) and ours.
-var optSpecs = []optSpec{
-	{"help", 'h', false, func(o *options, _ string) error { o.help = true; return nil }},
-	{"version", 'v', false, func(o *options, _ string) error { o.version = true; return nil }},
-	{"force", 'f', false, func(o *options, _ string) error {
-		o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = true, false, true, true, true
-		return nil
-	}},
-	{"load", 'l', false, func(o *options, _ string) error {
-		o.doLoad, o.doExec, o.doShutdown, o.sawLoad = true, false, false, true
-		return nil
-	}},
-	{"load-panic", 'p', false, func(o *options, _ string) error {
-		o.doLoad, o.doExec, o.doShutdown, o.doSync, o.panic = true, false, false, false, true
-		return nil
-	}},
-	{"unload", 'u', false, func(o *options, _ string) error {
-		o.doLoad, o.doShutdown, o.doSync, o.doUnload = false, false, false, true
-		return nil
-	}},
-	{"exec", 'e', false, func(o *options, _ string) error {
-		o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = false, false, true, true, true
-		return nil
-	}},
-	{"status", 'S', false, func(o *options, _ string) error { o.doStatus = true; return nil }},
-	{"type", 't', true, func(o *options, v string) error { o.kernelType = v; return nil }},
-	{"no-checks", 'i', false, func(o *options, _ string) error { return nil }},
-	{"no-ifdown", 'x', false, func(o *options, _ string) error { o.skipIfdown = true; return nil }},
-	{"no-sync", 'y', false, func(o *options, _ string) error { o.skipSync = true; return nil }},
-	{"kexec-file-syscall", 's', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
-	{"kexec-syscall-auto", 'a', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
-	{"kexec-syscall", 'c', false, func(o *options, _ string) error { o.syscall = 'c'; return nil }},
-	{"debug", 'd', false, func(o *options, _ string) error { o.debug = true; return nil }},
-	{"initrd", 0, true, addInitrd},
-	{"ramdisk", 0, true, addInitrd},
-	{"append", 0, true, setAppend},
-	{"command-line", 0, true, setAppend},
-	{"reuse-cmdline", 0, false, func(o *options, _ string) error { o.reuseCmdline = true; return nil }},
+// optSpecs returns the options of kexec(8) (kexec-tools semantics) and ours.
+func optSpecs() []optSpec {
+	return []optSpec{
+		{"help", 'h', false, func(o *options, _ string) error { o.help = true; return nil }},
+		{"version", 'v', false, func(o *options, _ string) error { o.version = true; return nil }},
+		{"force", 'f', false, func(o *options, _ string) error {
+			o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = true, false, true, true, true
+			return nil
+		}},
+		{"load", 'l', false, func(o *options, _ string) error {
+			o.doLoad, o.doExec, o.doShutdown, o.sawLoad = true, false, false, true
+			return nil
+		}},
+		{"load-panic", 'p', false, func(o *options, _ string) error {
+			o.doLoad, o.doExec, o.doShutdown, o.doSync, o.panic = true, false, false, false, true
+			return nil
+		}},
+		{"unload", 'u', false, func(o *options, _ string) error {
+			o.doLoad, o.doShutdown, o.doSync, o.doUnload = false, false, false, true
+			return nil
+		}},
+		{"exec", 'e', false, func(o *options, _ string) error {
+			o.doLoad, o.doShutdown, o.doSync, o.doIfdown, o.doExec = false, false, true, true, true
+			return nil
+		}},
+		{"status", 'S', false, func(o *options, _ string) error { o.doStatus = true; return nil }},
+		{"type", 't', true, func(o *options, v string) error { o.kernelType = v; return nil }},
+		{"no-checks", 'i', false, func(o *options, _ string) error { return nil }},
+		{"no-ifdown", 'x', false, func(o *options, _ string) error { o.skipIfdown = true; return nil }},
+		{"no-sync", 'y', false, func(o *options, _ string) error { o.skipSync = true; return nil }},
+		{"kexec-file-syscall", 's', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
+		{"kexec-syscall-auto", 'a', false, func(o *options, _ string) error { o.syscall = 's'; return nil }},
+		{"kexec-syscall", 'c', false, func(o *options, _ string) error { o.syscall = 'c'; return nil }},
+		{"debug", 'd', false, func(o *options, _ string) error { o.debug = true; return nil }},
+		{"initrd", 0, true, addInitrd},
+		{"ramdisk", 0, true, addInitrd},
+		{"append", 0, true, setAppend},
+		{"command-line", 0, true, setAppend},
+		{"reuse-cmdline", 0, false, func(o *options, _ string) error { o.reuseCmdline = true; return nil }},
 
-	{"tpm", 0, true, func(o *options, v string) error { o.tpm = v; return nil }},
-	{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
-	{"pcr", 0, true, func(o *options, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 23 {
-			return usagef("--pcr=%s: a PCR index is a number from 0 to 23", v)
-		}
-		o.pcr = n
-		return nil
-	}},
-	{"log", 0, true, func(o *options, v string) error { o.logPath = v; return nil }},
-	{"split-initrd", 0, false, func(o *options, _ string) error { o.split = true; return nil }},
-	{"dry-run", 0, false, func(o *options, _ string) error { o.dryRun = true; return nil }},
-	{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
-	{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
-	{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+		{"tpm", 0, true, func(o *options, v string) error { o.tpm = v; return nil }},
+		{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
+		{"pcr", 0, true, func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 23 {
+				return usagef("--pcr=%s: a PCR index is a number from 0 to 23", v)
+			}
+			o.pcr = n
+			return nil
+		}},
+		{"log", 0, true, func(o *options, v string) error { o.logPath = v; return nil }},
+		{"split-initrd", 0, false, func(o *options, _ string) error { o.split = true; return nil }},
+		{"dry-run", 0, false, func(o *options, _ string) error { o.dryRun = true; return nil }},
+		{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
+		{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
+		{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+	}
 }
 
 func addInitrd(o *options, v string) error {
@@ -217,8 +219,9 @@ func parseArgs(args []string) (*options, error) {
 // lookupLong finds a long option by its name or a unique prefix of it.
 func lookupLong(name string) (*optSpec, error) {
 	var found []*optSpec
-	for i := range optSpecs {
-		s := &optSpecs[i]
+	specs := optSpecs()
+	for i := range specs {
+		s := &specs[i]
 		if s.long == name {
 			return s, nil
 		}
@@ -240,9 +243,10 @@ func lookupLong(name string) (*optSpec, error) {
 }
 
 func lookupShort(c byte) *optSpec {
-	for i := range optSpecs {
-		if optSpecs[i].short == c {
-			return &optSpecs[i]
+	specs := optSpecs()
+	for i := range specs {
+		if specs[i].short == c {
+			return &specs[i]
 		}
 	}
 	return nil
