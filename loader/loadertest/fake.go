@@ -46,6 +46,10 @@ type Sys struct {
 	Calls   []string // every call, in order, including the measurer's
 }
 
+// NewSys returns a fake machine on which nothing is loaded, 128 MiB are
+// reserved for a crash kernel, and /proc/cmdline and the boot ID have fixed
+// values; tests change Files to say otherwise. t may be nil (a child
+// process of a test); failures are then only returned.
 func NewSys(t testing.TB) *Sys {
 	return &Sys{t: t, Files: map[string]string{
 		KexecLoaded: "0\n", CrashLoaded: "0\n", CrashSize: "134217728\n",
