@@ -67,11 +67,7 @@ func appendOne(t *testing.T, w *Writer, rec Record) {
 
 func TestWriterProtocol(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "log", "systemd", "tpm2-measure.log")
-	w, err := OpenWriter(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openWriter(t, path)
 	for _, dir := range []string{filepath.Dir(path), filepath.Dir(filepath.Dir(path))} {
 		if m := mode(t, dir); m.Perm() != 0o755 || !m.IsDir() {
 			t.Errorf("created parent %s has mode %v, want drwxr-xr-x", dir, m)
@@ -81,12 +77,7 @@ func TestWriterProtocol(t *testing.T) {
 		t.Errorf("new log has mode %v, want -rw-------", m)
 	}
 	recs := []Record{testRecord(t, "a"), testRecord(t, "b")}
-	if err := w.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.BeginWrite(); err != nil {
-		t.Fatal(err)
-	}
+	lockAndBegin(t, w)
 	if m := mode(t, path); m != 0o600|fs.ModeSticky {
 		t.Errorf("after BeginWrite mode %v, want sticky", m)
 	}
@@ -147,17 +138,8 @@ func TestWriterOutOfOrder(t *testing.T) {
 // TestAbortWrite: the loader's path when the TPM refused the extend.
 func TestAbortWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	w, err := OpenWriter(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.BeginWrite(); err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, path)
+	lockAndBegin(t, w)
 	if err := w.AbortWrite(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +164,7 @@ func TestUnlockMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendOne(t, w, testRecord(t, "before"))
-	if err := w.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.BeginWrite(); err != nil {
-		t.Fatal(err)
-	}
+	lockAndBegin(t, w)
 	if err := w.Unlock(); err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +287,7 @@ func TestWriterUnwritable(t *testing.T) {
 		appendOne(t, w, testRecord(t, "fits"))
 		before, _ := os.ReadFile(path)
 		fill(t, dir)
-		if err := w.Lock(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.BeginWrite(); err != nil {
-			t.Fatal(err)
-		}
+		lockAndBegin(t, w)
 		big := testRecord(t, "big")
 		big.Content = []byte(`{"pad":"` + strings.Repeat("p", 64<<10) + `"}`)
 		err = w.Append(big)
@@ -399,17 +371,8 @@ func fill(t *testing.T, dir string) {
 // TestLockExcludesReaders: ReadFile waits while a writer holds the lock.
 func TestLockExcludesReaders(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	w, err := OpenWriter(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.BeginWrite(); err != nil {
-		t.Fatal(err)
-	}
+	w := openWriter(t, path)
+	lockAndBegin(t, w)
 	done := make(chan *Log)
 	go func() {
 		log, err := ReadFile(path)
@@ -436,5 +399,29 @@ func TestLockExcludesReaders(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ReadFile still blocked after Unlock")
+	}
+}
+
+// openWriter opens the log at path for writing and closes it when the test
+// ends.
+func openWriter(t *testing.T, path string) *Writer {
+	t.Helper()
+	w, err := OpenWriter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// lockAndBegin takes the log's lock and marks it as being written, as a
+// writer does before its PCR extend.
+func lockAndBegin(t *testing.T, w *Writer) {
+	t.Helper()
+	if err := w.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.BeginWrite(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -98,22 +98,10 @@ func BenchmarkZstdScan(b *testing.B) {
 // BenchmarkMapImage measures the segment map of the image named by
 // $SEGMENTS_BENCH_IMAGE (bench/segments.sh sets it), read with ReadAt.
 func BenchmarkMapImage(b *testing.B) {
-	path := os.Getenv("SEGMENTS_BENCH_IMAGE")
-	if path == "" {
-		b.Skip("SEGMENTS_BENCH_IMAGE not set")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(fi.Size())
+	f, size := openBenchImage(b)
+	b.SetBytes(size)
 	for b.Loop() {
-		r := NewReader(f, fi.Size(), Limits{})
+		r := NewReader(f, size, Limits{})
 		for {
 			_, err := r.Next()
 			if err == io.EOF {
@@ -129,6 +117,19 @@ func BenchmarkMapImage(b *testing.B) {
 // BenchmarkInspectImage measures Inspect (map, scan, SHA-256 digests) of the
 // image named by $SEGMENTS_BENCH_IMAGE.
 func BenchmarkInspectImage(b *testing.B) {
+	f, size := openBenchImage(b)
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, err := Inspect(f, size, InspectOptions{List: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// openBenchImage opens the image named by $SEGMENTS_BENCH_IMAGE
+// (bench/segments.sh sets it) for the rest of the benchmark, or skips.
+func openBenchImage(b *testing.B) (*os.File, int64) {
+	b.Helper()
 	path := os.Getenv("SEGMENTS_BENCH_IMAGE")
 	if path == "" {
 		b.Skip("SEGMENTS_BENCH_IMAGE not set")
@@ -137,15 +138,10 @@ func BenchmarkInspectImage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
+	b.Cleanup(func() { f.Close() })
 	fi, err := f.Stat()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(fi.Size())
-	for b.Loop() {
-		if _, err := Inspect(f, fi.Size(), InspectOptions{List: true}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return f, fi.Size()
 }
