@@ -41,7 +41,27 @@ func PCR(h crypto.Hash, start []byte, items ...[]byte) []byte {
 		v = make([]byte, h.Size())
 	}
 	for _, it := range items {
-		v = Sum(h, append(append([]byte{}, v...), Sum(h, it)...))
+		v = Extend(h, v, Sum(h, it))
+	}
+	return v
+}
+
+// Extend returns H(old || digest), the value a TPM2_PCR_Extend of digest
+// gives a PCR of bank h holding old (TPM 2.0 Part 1 §17.2), computed with
+// Sum.
+func Extend(h crypto.Hash, old, digest []byte) []byte {
+	return Sum(h, append(append([]byte{}, old...), digest...))
+}
+
+// ExtendDigests returns the value of a PCR of bank h that held start (nil:
+// the reset value, all zeros) after extending each digest in order.
+func ExtendDigests(h crypto.Hash, start []byte, digests ...[]byte) []byte {
+	v := start
+	if v == nil {
+		v = make([]byte, h.Size())
+	}
+	for _, d := range digests {
+		v = Extend(h, v, d)
 	}
 	return v
 }
