@@ -203,27 +203,16 @@ func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer
 	return nil
 }
 
-// splitComponent measures a component segment by segment, the way the
-// kernel walks it (package segments): the segments, each with its trailing
-// NUL padding, tile the component exactly, so every loaded byte is in
-// exactly one event. What the kernel would reject is passed on as a
-// warning; it does not stop the load.
+// splitComponent measures a component segment by segment (SplitRanges).
+// What the kernel would reject is passed on as a warning; it does not stop
+// the load.
 func splitComponent(whole Measurement, lim segments.Limits, warn io.Writer) ([]Measurement, error) {
-	r := segments.NewReader(bytes.NewReader(whole.data), int64(len(whole.data)), lim)
-	var ms []Measurement
-	var next int64
-	for {
-		s, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("splitting into segments: %w", err)
-		}
-		if s.Offset != next || s.Size <= 0 || s.Offset+s.Size > int64(len(whole.data)) {
-			return nil, fmt.Errorf("splitting into segments: segment %d at %d size %d does not follow at %d", s.Index, s.Offset, s.Size, next)
-		}
-		next = s.Offset + s.Size
+	ranges, err := SplitRanges(whole.data, lim)
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]Measurement, 0, len(ranges))
+	for _, s := range ranges {
 		for _, w := range s.Warnings {
 			fmt.Fprintf(warn, "kexec-measured: warning: %s: segment %d: %s\n", whole.Path, s.Index, w)
 		}
@@ -235,10 +224,47 @@ func splitComponent(whole Measurement, lim segments.Limits, warn io.Writer) ([]M
 		m.data = whole.data[s.Offset : s.Offset+s.Size]
 		ms = append(ms, m)
 	}
-	if next != int64(len(whole.data)) {
-		return nil, fmt.Errorf("splitting into segments: the segments cover %d of %d bytes", next, len(whole.data))
-	}
 	return ms, nil
+}
+
+// SegmentRange is one range of an initrd component that --split-initrd
+// measures as its own event: a segment and its trailing NUL padding.
+type SegmentRange struct {
+	Index    int
+	Offset   int64 // within the component
+	Size     int64 // including the trailing NUL padding
+	Kind     string
+	Warnings []segments.Warning
+}
+
+// SplitRanges returns the ranges --split-initrd measures of a component's
+// bytes data, the way the kernel walks it (package segments): the segments,
+// each with its trailing NUL padding, tile data exactly, so every loaded
+// byte is in exactly one event. An empty component has no ranges (it is
+// measured whole). `kexec-measured reference --split-initrd` uses the same
+// ranges, so its digests are the loader's.
+func SplitRanges(data []byte, lim segments.Limits) ([]SegmentRange, error) {
+	r := segments.NewReader(bytes.NewReader(data), int64(len(data)), lim)
+	var out []SegmentRange
+	var next int64
+	for {
+		s, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("splitting into segments: %w", err)
+		}
+		if s.Offset != next || s.Size <= 0 || s.Offset+s.Size > int64(len(data)) {
+			return nil, fmt.Errorf("splitting into segments: segment %d at %d size %d does not follow at %d", s.Index, s.Offset, s.Size, next)
+		}
+		next = s.Offset + s.Size
+		out = append(out, SegmentRange{Index: s.Index, Offset: s.Offset, Size: s.Size, Kind: s.Kind, Warnings: s.Warnings})
+	}
+	if next != int64(len(data)) {
+		return nil, fmt.Errorf("splitting into segments: the segments cover %d of %d bytes", next, len(data))
+	}
+	return out, nil
 }
 
 func absPath(p string) string {
