@@ -1,0 +1,361 @@
+package verify
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/pcr"
+)
+
+// PCR statuses in the verdict's table.
+const (
+	StatusMatch       = "MATCH"       // events replay to the PCR's value
+	StatusMismatch    = "MISMATCH"    // events replay to another value
+	StatusUnexplained = "unexplained" // no event, but the PCR is not at its reset value
+	StatusUnchecked   = "unchecked"   // events, but no value to compare with
+	StatusIgnored     = "ignored"     // not compared (Input.Ignore)
+)
+
+// Unknown is printed for a kexec event that no reference matches.
+const Unknown = "UNKNOWN"
+
+// handoffEvent and handoffText are the kexec-handoff event and the text
+// whose bank hash is its digest (docs/handoff.md).
+// TODO(verify): use eventlog.EventHandoff and handoff.EventText once the
+// handoff branch is merged.
+const (
+	handoffEvent = "kexec-handoff"
+	handoffText  = "kexec-measured handoff v1"
+)
+
+// Firmware is what the firmware's TCG event log contributes to a replay:
+// its replayed value of every PCR in every bank, and how many events it
+// extended into each PCR.
+type Firmware struct {
+	Replayed PCRValues
+	Events   [pcr.Count]int
+}
+
+// Input is everything Verify judges.
+type Input struct {
+	// Actual are the PCR values to compare with (the TPM's, or a --pcrs
+	// file's). Its banks are the banks replayed and compared.
+	Actual PCRValues
+	// Firmware is the replayed firmware log; nil when there is none.
+	Firmware *Firmware
+	// FirmwareErr says why there is no firmware log (not found, does not
+	// parse); it is a finding.
+	FirmwareErr error
+	// Records is the userspace log: earlier boots' records (after a
+	// handoff import) and this boot's, in order.
+	Records []eventlog.Record
+	// LogErr is an error of reading the log: a record that does not parse
+	// (Records holds those before it) or the sticky bit
+	// (eventlog.ErrInterrupted). It is a finding.
+	LogErr error
+	// References are the known building blocks; nil means none.
+	References *References
+	// Ignore lists PCRs that are not compared (e.g. 10, IMA's, whose log
+	// verify does not read).
+	Ignore []int
+}
+
+// Verdict is the result of Verify. Its JSON form is what verify --json
+// prints.
+type Verdict struct {
+	OK       bool      `json:"ok"`
+	Boots    []Boot    `json:"boots"`
+	PCRs     []PCRRow  `json:"pcrs"`
+	Findings []Finding `json:"findings"`
+}
+
+// Boot is the kexec events of one boot, told apart by content.bootId.
+type Boot struct {
+	BootID  string  `json:"bootId"` // "" for records that carry none
+	Records int     `json:"records"`
+	Events  []Event `json:"events"`
+}
+
+// Event is one kexec-measured record and what it matched.
+type Event struct {
+	Record  int      `json:"record"` // index in the userspace log
+	PCR     int      `json:"pcr"`
+	Event   string   `json:"event"`
+	Path    string   `json:"path,omitempty"`
+	Segment *int     `json:"segment,omitempty"`
+	Offset  int64    `json:"offset"`
+	Size    int64    `json:"size"`
+	Match   []string `json:"match"` // labels of the matching references; empty: UNKNOWN
+}
+
+// Describe names the event for messages: "kexec-initrd /boot/fw.cpio
+// segment 1".
+func (e Event) Describe() string {
+	s := e.Event
+	if e.Path != "" {
+		s += " " + e.Path
+	}
+	if e.Segment != nil {
+		s += fmt.Sprintf(" segment %d", *e.Segment)
+	}
+	return s
+}
+
+// PCRRow is one PCR of one bank.
+type PCRRow struct {
+	PCR      int    `json:"pcr"`
+	Bank     string `json:"bank"`
+	Status   string `json:"status"`
+	Firmware int    `json:"firmwareEvents"`
+	Records  int    `json:"records"`
+	Replayed string `json:"replayed"`
+	Actual   string `json:"actual,omitempty"`
+}
+
+// Finding is one reason the verdict is not OK. PCR, Bank, Record and
+// Event say what it is about when they apply.
+type Finding struct {
+	PCR     *int   `json:"pcr,omitempty"`
+	Bank    string `json:"bank,omitempty"`
+	Record  *int   `json:"record,omitempty"`
+	Event   string `json:"event,omitempty"`
+	Message string `json:"message"`
+}
+
+// String formats a finding as one line.
+func (f Finding) String() string {
+	s := ""
+	if f.PCR != nil {
+		s += fmt.Sprintf("PCR %d ", *f.PCR)
+	}
+	if f.Bank != "" {
+		s += f.Bank + " "
+	}
+	if f.Record != nil {
+		s += fmt.Sprintf("record %d ", *f.Record)
+	}
+	if f.Event != "" {
+		s += f.Event + " "
+	}
+	if s != "" {
+		s = s[:len(s)-1] + ": "
+	}
+	return s + f.Message
+}
+
+// Verify replays every PCR of every bank of in.Actual from the firmware
+// log and the userspace records, compares each with its actual value, and
+// matches every kexec event against the references. Everything wrong is a
+// finding in the verdict, never an error: a PCR that differs from its
+// replay (MISMATCH), a PCR away from its reset value without any event
+// (unexplained), events on a PCR without a value to compare (unchecked), a
+// record without a digest for a compared bank, an unknown kexec event, a
+// log that does not parse or was interrupted, a firmware log that is
+// missing or broken.
+func Verify(in Input) *Verdict {
+	v := &Verdict{Boots: []Boot{}, PCRs: []PCRRow{}, Findings: []Finding{}}
+	banks := in.Actual.Banks()
+	if len(banks) == 0 {
+		v.add(Finding{Message: "no PCR values to compare with"})
+	}
+	if in.FirmwareErr != nil {
+		v.add(Finding{Message: fmt.Sprintf("firmware log: %v", in.FirmwareErr)})
+	}
+	if in.LogErr != nil {
+		msg := fmt.Sprintf("userspace log: %v", in.LogErr)
+		if !errors.Is(in.LogErr, eventlog.ErrInterrupted) {
+			msg += fmt.Sprintf(" (replayed the %d records before it)", len(in.Records))
+		}
+		v.add(Finding{Message: msg})
+	}
+
+	replayed, recordsOn := replay(in, banks, v)
+	for _, h := range banks {
+		bank, _ := pcr.Name(h)
+		for i := 0; i < pcr.Count; i++ {
+			row := PCRRow{PCR: i, Bank: bank, Records: recordsOn[i], Replayed: hex.EncodeToString(replayed[h][i])}
+			if in.Firmware != nil {
+				row.Firmware = in.Firmware.Events[i]
+			}
+			actual := in.Actual[h][i]
+			if actual != nil {
+				row.Actual = hex.EncodeToString(actual)
+			}
+			events := row.Firmware + row.Records
+			i := i
+			switch {
+			case slices.Contains(in.Ignore, i):
+				if events == 0 && (actual == nil || bytes.Equal(actual, pcr.Initial(h, i))) {
+					continue
+				}
+				row.Status = StatusIgnored
+			case actual == nil:
+				if events == 0 {
+					continue
+				}
+				row.Status = StatusUnchecked
+				if row.Records > 0 {
+					v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("%d record(s) but no PCR value to check them against", row.Records)})
+				}
+			case events == 0 && bytes.Equal(actual, pcr.Initial(h, i)):
+				continue
+			case events == 0:
+				row.Status = StatusUnexplained
+				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("unexplained: the PCR holds %x, but no log records an extend of it", actual)})
+			case bytes.Equal(actual, replayed[h][i]):
+				row.Status = StatusMatch
+			default:
+				row.Status = StatusMismatch
+				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("MISMATCH: the PCR holds %x, the logs replay to %x (%d firmware event(s), %d record(s))",
+					actual, replayed[h][i], row.Firmware, row.Records)})
+			}
+			v.PCRs = append(v.PCRs, row)
+		}
+	}
+	slices.SortStableFunc(v.PCRs, func(a, b PCRRow) int { return a.PCR - b.PCR })
+
+	v.Boots = boots(in, banks, v)
+	v.OK = len(v.Findings) == 0
+	return v
+}
+
+func (v *Verdict) add(f Finding) { v.Findings = append(v.Findings, f) }
+
+// replay returns the replayed value of every PCR of every bank and the
+// number of userspace records on each PCR. A record without a digest for a
+// bank is a finding; that bank's PCR is then not extended for it.
+func replay(in Input, banks []crypto.Hash, v *Verdict) (PCRValues, [pcr.Count]int) {
+	out := PCRValues{}
+	for _, h := range banks {
+		var vals [pcr.Count][]byte
+		for i := range vals {
+			vals[i] = pcr.Initial(h, i)
+			if in.Firmware != nil && in.Firmware.Replayed[h][i] != nil {
+				vals[i] = in.Firmware.Replayed[h][i]
+			}
+		}
+		out[h] = vals
+	}
+	var on [pcr.Count]int
+	for n, rec := range in.Records {
+		if pcr.Check(rec.PCR) != nil {
+			continue // the reader refuses such records
+		}
+		on[rec.PCR]++
+		for _, h := range banks {
+			sum, err := rec.Sum(h)
+			if err != nil {
+				n, p := n, rec.PCR
+				bank, _ := pcr.Name(h)
+				v.add(Finding{PCR: &p, Bank: bank, Record: &n, Message: err.Error()})
+				continue
+			}
+			vals := out[h]
+			vals[rec.PCR] = pcr.Extend(h, vals[rec.PCR], sum)
+			out[h] = vals
+		}
+	}
+	return out, on
+}
+
+// boots groups the records by content.bootId and matches the kexec events.
+// A record without a bootId belongs to the boot of the record before it
+// (or, at the start of the log, of the first record that has one).
+func boots(in Input, banks []crypto.Hash, v *Verdict) []Boot {
+	ids := make([]string, len(in.Records))
+	for i, rec := range in.Records {
+		var c struct {
+			BootID string `json:"bootId"`
+		}
+		if json.Unmarshal(rec.Content, &c) == nil {
+			ids[i] = c.BootID
+		}
+	}
+	last := ""
+	for i := range ids {
+		if ids[i] == "" {
+			ids[i] = last
+		}
+		last = ids[i]
+	}
+	first := ""
+	for _, id := range ids {
+		if id != "" {
+			first = id
+			break
+		}
+	}
+	out := []Boot{}
+	for i, rec := range in.Records {
+		id := ids[i]
+		if id == "" {
+			id = first
+		}
+		if len(out) == 0 || out[len(out)-1].BootID != id {
+			out = append(out, Boot{BootID: id, Events: []Event{}})
+		}
+		b := &out[len(out)-1]
+		b.Records++
+		if rec.ContentType != eventlog.ContentType {
+			continue
+		}
+		b.Events = append(b.Events, matchEvent(in, banks, i, rec, v))
+	}
+	return out
+}
+
+// matchEvent matches one kexec-measured record against the references,
+// comparing only the digests of the banks that are checked against the
+// PCRs.
+func matchEvent(in Input, banks []crypto.Hash, i int, rec eventlog.Record, v *Verdict) Event {
+	var c eventlog.KexecContent
+	_ = json.Unmarshal(rec.Content, &c) // an unreadable content leaves an unnamed event
+	ev := Event{Record: i, PCR: rec.PCR, Event: c.Event, Path: c.Path, Segment: c.Segment, Offset: c.Offset, Size: c.Size, Match: []string{}}
+	sums := map[crypto.Hash][]byte{}
+	for _, h := range banks {
+		if s, err := rec.Sum(h); err == nil {
+			sums[h] = s
+		}
+	}
+	if c.Event == handoffEvent {
+		if len(sums) > 0 && isHandoffDigest(sums) {
+			ev.Match = append(ev.Match, "(handoff)")
+			return ev
+		}
+	} else if in.References != nil {
+		for _, e := range in.References.Match(c.Event, sums) {
+			if l := e.Label(); !slices.Contains(ev.Match, l) {
+				ev.Match = append(ev.Match, l)
+			}
+		}
+	}
+	if len(ev.Match) == 0 {
+		p := rec.PCR
+		msg := Unknown + ": no reference has this digest"
+		if s, ok := sums[crypto.SHA256]; ok {
+			msg += fmt.Sprintf(" (sha256 %x)", s)
+		}
+		if c.Event == handoffEvent {
+			msg = Unknown + ": the digest is not the handoff's constant"
+		}
+		v.add(Finding{PCR: &p, Record: &i, Event: ev.Describe(), Message: msg})
+	}
+	return ev
+}
+
+func isHandoffDigest(sums map[crypto.Hash][]byte) bool {
+	for h, s := range sums {
+		d := h.New()
+		d.Write([]byte(handoffText))
+		if !bytes.Equal(d.Sum(nil), s) {
+			return false
+		}
+	}
+	return true
+}
