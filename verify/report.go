@@ -13,6 +13,9 @@ import (
 // and one line per finding.
 func (v *Verdict) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, n := range v.Notes {
+		fmt.Fprintf(tw, "note: %s\n", n)
+	}
 	for i, b := range v.Boots {
 		id := b.BootID
 		if id == "" {

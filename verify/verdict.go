@@ -34,22 +34,16 @@ const (
 	handoffText  = "kexec-measured handoff v1"
 )
 
-// Firmware is what the firmware's TCG event log contributes to a replay:
-// its replayed value of every PCR in every bank, and how many events it
-// extended into each PCR.
-type Firmware struct {
-	Replayed PCRValues
-	Events   [pcr.Count]int
-}
-
 // Input is everything Verify judges.
 type Input struct {
 	// Actual are the PCR values to compare with (the TPM's, or a --pcrs
 	// file's). Its banks are the banks replayed and compared.
 	Actual PCRValues
-	// Firmware is the replayed firmware log; nil when there is none.
-	Firmware *Firmware
-	// FirmwareErr says why there is no firmware log (not found, does not
+	// Firmware is the firmware's TCG event log; nil when there is none
+	// (then the firmware's PCRs are unexplained unless at their reset
+	// values).
+	Firmware *eventlog.FirmwareLog
+	// FirmwareErr says why the firmware log could not be used (it does not
 	// parse); it is a finding.
 	FirmwareErr error
 	// Records is the userspace log: earlier boots' records (after a
@@ -64,12 +58,39 @@ type Input struct {
 	// Ignore lists PCRs that are not compared (e.g. 10, IMA's, whose log
 	// verify does not read).
 	Ignore []int
+	// Notes are copied into the verdict (where the inputs came from).
+	Notes []string
+}
+
+// NewInput assembles the Input of a verification from what ReadLog and
+// ReadFirmware read, with notes that say where each came from.
+func NewInput(actual PCRValues, log *Log, fw *Firmware, refs *References, ignore []int) Input {
+	in := Input{Actual: actual, References: refs, Ignore: ignore}
+	if log != nil {
+		in.Records, in.LogErr = log.Records, log.Err
+		if log.Missing {
+			in.Notes = append(in.Notes, fmt.Sprintf("no userspace log at %s: replaying no records", log.Path))
+		} else {
+			in.Notes = append(in.Notes, fmt.Sprintf("userspace log %s: %d records", log.Path, len(log.Records)))
+		}
+	}
+	switch {
+	case fw == nil || fw.Path == "":
+		in.Notes = append(in.Notes, "no firmware log found: the firmware's PCRs are unexplained unless at their reset values")
+	case fw.Err != nil:
+		in.FirmwareErr = fw.Err
+	default:
+		in.Firmware = fw.Log
+		in.Notes = append(in.Notes, fmt.Sprintf("firmware log %s: %d events", fw.Path, len(fw.Log.Events())))
+	}
+	return in
 }
 
 // Verdict is the result of Verify. Its JSON form is what verify --json
 // prints.
 type Verdict struct {
 	OK       bool      `json:"ok"`
+	Notes    []string  `json:"notes"`
 	Boots    []Boot    `json:"boots"`
 	PCRs     []PCRRow  `json:"pcrs"`
 	Findings []Finding `json:"findings"`
@@ -159,7 +180,7 @@ func (f Finding) String() string {
 // log that does not parse or was interrupted, a firmware log that is
 // missing or broken.
 func Verify(in Input) *Verdict {
-	v := &Verdict{Boots: []Boot{}, PCRs: []PCRRow{}, Findings: []Finding{}}
+	v := &Verdict{Notes: append([]string{}, in.Notes...), Boots: []Boot{}, PCRs: []PCRRow{}, Findings: []Finding{}}
 	banks := in.Actual.Banks()
 	if len(banks) == 0 {
 		v.add(Finding{Message: "no PCR values to compare with"})
@@ -175,14 +196,12 @@ func Verify(in Input) *Verdict {
 		v.add(Finding{Message: msg})
 	}
 
-	replayed, recordsOn := replay(in, banks, v)
+	replayed, fwEvents, recordsOn := replay(in, banks, v)
 	for _, h := range banks {
 		bank, _ := pcr.Name(h)
 		for i := 0; i < pcr.Count; i++ {
 			row := PCRRow{PCR: i, Bank: bank, Records: recordsOn[i], Replayed: hex.EncodeToString(replayed[h][i])}
-			if in.Firmware != nil {
-				row.Firmware = in.Firmware.Events[i]
-			}
+			row.Firmware = fwEvents[i]
 			actual := in.Actual[h][i]
 			if actual != nil {
 				row.Actual = hex.EncodeToString(actual)
@@ -227,17 +246,33 @@ func Verify(in Input) *Verdict {
 
 func (v *Verdict) add(f Finding) { v.Findings = append(v.Findings, f) }
 
-// replay returns the replayed value of every PCR of every bank and the
-// number of userspace records on each PCR. A record without a digest for a
-// bank is a finding; that bank's PCR is then not extended for it.
-func replay(in Input, banks []crypto.Hash, v *Verdict) (PCRValues, [pcr.Count]int) {
+// replay returns the replayed value of every PCR of every bank, the
+// number of extending firmware events and of userspace records on each
+// PCR. A bank the firmware log does not carry, or a record without a
+// digest for a bank, is a finding; the bank's PCR is then not extended
+// for it.
+func replay(in Input, banks []crypto.Hash, v *Verdict) (PCRValues, [pcr.Count]int, [pcr.Count]int) {
 	out := PCRValues{}
+	var fw [pcr.Count]int
+	if in.Firmware != nil {
+		for _, ev := range in.Firmware.Events() {
+			if ev.Extends() {
+				fw[ev.PCR]++
+			}
+		}
+	}
 	for _, h := range banks {
-		var vals [pcr.Count][]byte
+		vals := [pcr.Count][]byte{}
 		for i := range vals {
 			vals[i] = pcr.Initial(h, i)
-			if in.Firmware != nil && in.Firmware.Replayed[h][i] != nil {
-				vals[i] = in.Firmware.Replayed[h][i]
+		}
+		if in.Firmware != nil {
+			r, err := in.Firmware.Replay([]crypto.Hash{h})
+			if err != nil {
+				bank, _ := pcr.Name(h)
+				v.add(Finding{Bank: bank, Message: fmt.Sprintf("firmware log: %v", err)})
+			} else {
+				vals = r[h]
 			}
 		}
 		out[h] = vals
@@ -261,7 +296,7 @@ func replay(in Input, banks []crypto.Hash, v *Verdict) (PCRValues, [pcr.Count]in
 			out[h] = vals
 		}
 	}
-	return out, on
+	return out, fw, on
 }
 
 // boots groups the records by content.bootId and matches the kexec events.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,25 +33,9 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, inspectUsage)
 		fs.PrintDefaults()
 	}
-	// Options may follow images: parse, take one image, parse the rest.
-	var images []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		consumed := len(rest) - fs.NArg()
-		if consumed > 0 && rest[consumed-1] == "--" {
-			images = append(images, fs.Args()...)
-			break
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		images = append(images, fs.Arg(0))
-		rest = fs.Args()[1:]
+	images, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageStatus(err)
 	}
 	if len(images) == 0 {
 		fmt.Fprintln(stderr, "kexec-measured inspect: no IMAGE given")
