@@ -43,12 +43,12 @@ type Manifest struct {
 type Entry struct {
 	Name string `json:"name"`
 	Kind string `json:"kind"`
-	// Segment, Offset and Compression describe a segment entry: its index in
+	// Segment, Offset and SegmentKind describe a segment entry: its index in
 	// the component, its offset there, and the segment kind (cpio, gzip,
 	// zstd, ...) as the loader logs it.
 	Segment     *int   `json:"segment,omitempty"`
 	Offset      *int64 `json:"offset,omitempty"`
-	Compression string `json:"compression,omitempty"`
+	SegmentKind string `json:"segmentKind,omitempty"`
 	Size        int64  `json:"size"`
 	// Cmdline is the command line itself, for a cmdline entry.
 	Cmdline *string `json:"cmdline,omitempty"`
@@ -65,8 +65,8 @@ type Entry struct {
 // "NAME segment N (KIND)".
 func (e Entry) Label() string {
 	if e.Kind == KindSegment && e.Segment != nil {
-		if e.Compression != "" {
-			return fmt.Sprintf("%s segment %d (%s)", e.Name, *e.Segment, e.Compression)
+		if e.SegmentKind != "" {
+			return fmt.Sprintf("%s segment %d (%s)", e.Name, *e.Segment, e.SegmentKind)
 		}
 		return fmt.Sprintf("%s segment %d", e.Name, *e.Segment)
 	}
@@ -153,8 +153,8 @@ func checkEntry(e Entry) error {
 		return fmt.Errorf("size %d", e.Size)
 	}
 	isSeg := e.Kind == KindSegment
-	if isSeg != (e.Segment != nil) || isSeg != (e.Offset != nil) || (!isSeg && e.Compression != "") {
-		return errors.New("segment, offset and compression belong to segment entries, and a segment entry needs segment and offset")
+	if isSeg != (e.Segment != nil) || isSeg != (e.Offset != nil) || (!isSeg && e.SegmentKind != "") {
+		return errors.New("segment, offset and segmentKind belong to segment entries, and a segment entry needs segment and offset")
 	}
 	if isSeg && (*e.Segment < 0 || *e.Offset < 0) {
 		return errors.New("negative segment index or offset")

@@ -68,7 +68,7 @@ func Reference(files []string, opts ReferenceOptions) (Manifest, []string, error
 			}
 			seg, off := r.Index, r.Offset
 			m.Entries = append(m.Entries, Entry{
-				Name: name, Kind: KindSegment, Segment: &seg, Offset: &off, Compression: r.Kind,
+				Name: name, Kind: KindSegment, Segment: &seg, Offset: &off, SegmentKind: r.Kind,
 				Size: r.Size, Digests: digestMap(sums(data[r.Offset : r.Offset+r.Size])),
 			})
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
-	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // part is one measured thing of a test log.
@@ -72,22 +71,6 @@ func writeLog(t *testing.T, dir string, pcrIndex int, banks []crypto.Hash, parts
 	return path
 }
 
-// resetPCRs returns every PCR of banks at its reset value, computed here.
-func resetPCRs(banks []crypto.Hash) PCRValues {
-	v := PCRValues{}
-	for _, h := range banks {
-		var vals [pcr.Count][]byte
-		for i := range vals {
-			vals[i] = make([]byte, h.Size())
-			if i >= 17 && i <= 22 {
-				vals[i] = bytes.Repeat([]byte{0xff}, h.Size())
-			}
-		}
-		v[h] = vals
-	}
-	return v
-}
-
 // extendParts returns v with PCR index of every bank extended by the
 // digests of parts (hashtest, independent of the code under test).
 func extendParts(v PCRValues, index int, parts []part) PCRValues {
@@ -126,17 +109,6 @@ func references(t *testing.T, dir string, parts []part) *References {
 		t.Fatal(err)
 	}
 	return r
-}
-
-var allBanks = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
-
-// findings returns the verdict's findings as lines.
-func findings(v *Verdict) []string {
-	var out []string
-	for _, f := range v.Findings {
-		out = append(out, f.String())
-	}
-	return out
 }
 
 func verifyLog(t *testing.T, path string, actual PCRValues, refs *References, ignore []int) *Verdict {
@@ -294,24 +266,6 @@ func TestVerifyFindings(t *testing.T) {
 	}
 }
 
-// matches reports whether s starts with want, where want's "SUB:" marks
-// pieces that follow in order anywhere after.
-func matches(s, want string) bool {
-	pieces := strings.Split(want, "SUB:")
-	if !strings.HasPrefix(s, pieces[0]) {
-		return false
-	}
-	s = s[len(pieces[0]):]
-	for _, p := range pieces[1:] {
-		i := strings.Index(s, p)
-		if i < 0 {
-			return false
-		}
-		s = s[i+len(p):]
-	}
-	return true
-}
-
 func TestVerifyBoots(t *testing.T) {
 	dir := t.TempDir()
 	parts := testParts()
@@ -345,18 +299,3 @@ func TestVerifyOneBankTPM(t *testing.T) {
 	}
 }
 
-func readBytes(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func writeBytes(t *testing.T, p string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
