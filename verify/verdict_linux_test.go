@@ -298,4 +298,3 @@ func TestVerifyOneBankTPM(t *testing.T) {
 		t.Fatalf("OK %v, rows %+v, findings %q; want OK with PCR 9 sha256 only", v.OK, v.PCRs, findings(v))
 	}
 }
-
