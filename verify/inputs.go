@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,60 +11,57 @@ import (
 	"github.com/kexec-measured/kexec-measured/eventlog"
 )
 
-// Log is a userspace log as verify reads it: the records that parse, and
-// why reading stopped early or what the sticky bit said (Err, a finding).
+// MaxLogSize bounds the userspace log verify reads: 64 MiB, some 200 000
+// records.
+const MaxLogSize = 64 << 20
+
+// Log is a userspace log as verify reads it: its bytes, the records that
+// parse, and why reading stopped early or what the sticky bit said (Err,
+// a finding).
 type Log struct {
 	Path    string
+	Raw     []byte
 	Records []eventlog.Record
-	Err     error // a *eventlog.RecordError or an eventlog.ErrInterrupted; nil when clean
+	Err     error // a *eventlog.RecordError or an *eventlog.InterruptedError; nil when clean
 	Missing bool  // there is no file at Path: an empty log
 }
 
 // ReadLog reads the userspace log at path under its shared lock
-// (eventlog.ReadFile; where that is unsupported, without a lock). A missing
-// file is an empty log (Missing set); a record that does not parse and the
-// sticky bit come back in Log.Err with the records before it. Any other
-// failure (permissions, not a regular file, I/O) is the returned error.
-func ReadLog(path string) (*Log, error) {
-	out := &Log{Path: path}
-	l, err := eventlog.ReadFile(path)
-	if errors.Is(err, errors.ErrUnsupported) {
-		l, err = readUnlocked(path)
-	}
+// (eventlog.ReadRaw) and parses it (ParseLog). during, if not nil, is
+// called while the lock is held, also when there is no log: reading the
+// PCRs there gives values that belong to the log read. A missing file is
+// an empty log (Missing set). Any other failure (permissions, not a
+// regular file, I/O, during's error) is the returned error.
+func ReadLog(path string, during func() error) (*Log, error) {
+	raw, interrupted, err := eventlog.ReadRaw(path, MaxLogSize, during)
 	if errors.Is(err, fs.ErrNotExist) {
-		out.Missing = true
-		return out, nil
+		if during != nil {
+			if err := during(); err != nil {
+				return nil, err
+			}
+		}
+		return &Log{Path: path, Missing: true}, nil
 	}
-	var re *eventlog.RecordError
-	switch {
-	case err == nil:
-	case errors.Is(err, eventlog.ErrInterrupted), errors.As(err, &re):
-		out.Err = err
-	default:
+	if err != nil {
 		return nil, err
 	}
-	out.Records = l.Records
-	return out, nil
+	return ParseLog(path, raw, interrupted), nil
 }
 
-func readUnlocked(path string) (*eventlog.Log, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("eventlog: open log for reading: %w", err)
+// ParseLog parses the bytes of a userspace log. A record that does not
+// parse is reported in Log.Err (an *eventlog.RecordError) with the records
+// before it; interrupted (the sticky bit) gives an
+// *eventlog.InterruptedError there.
+func ParseLog(path string, raw []byte, interrupted bool) *Log {
+	l := &Log{Path: path, Raw: raw}
+	var err error
+	if l.Records, err = eventlog.ReadAll(bytes.NewReader(raw)); err != nil {
+		l.Err = fmt.Errorf("%s: %w", path, err)
 	}
-	defer f.Close()
-	l := &eventlog.Log{Path: path}
-	if fi, err := f.Stat(); err == nil && fi.Mode()&fs.ModeSticky != 0 {
-		l.Interrupted = true
+	if interrupted {
+		l.Err = errors.Join(l.Err, &eventlog.InterruptedError{Path: path})
 	}
-	l.Records, err = eventlog.ReadAll(f)
-	if err != nil {
-		return l, fmt.Errorf("eventlog: read %s: %w", path, err)
-	}
-	if l.Interrupted {
-		return l, &eventlog.InterruptedError{Path: path}
-	}
-	return l, nil
+	return l
 }
 
 // Firmware is a firmware log as verify reads it.
@@ -114,3 +112,5 @@ func ReadPCRFile(path string) (PCRValues, error) {
 	}
 	return ParsePCRValues(data, path)
 }
+
+func isInterrupted(err error) bool { return errors.Is(err, eventlog.ErrInterrupted) }

@@ -113,7 +113,7 @@ func references(t *testing.T, dir string, parts []part) *References {
 
 func verifyLog(t *testing.T, path string, actual PCRValues, refs *References, ignore []int) *Verdict {
 	t.Helper()
-	log, err := ReadLog(path)
+	log, err := ReadLog(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestVerifyFindings(t *testing.T) {
 				writeBytes(t, path, append(readBytes(t, path), "\x1e{\"pcr\":9,\n"...))
 				return actual, parts, nil
 			},
-			want: []string{"userspace log: eventlog: read SUB:record 4 at offset SUB:replayed the 4 records before it"},
+			want: []string{"userspace log: SUB:tpm2-measure.log: eventlog: record 4 at offset SUB:replayed the 4 records before it"},
 		},
 		{
 			name: "record cut short at the end",

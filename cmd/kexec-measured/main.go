@@ -37,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // subcommands maps the subcommand words to their entry points.
 func subcommands() map[string]func(args []string, stdout, stderr io.Writer) int {
 	return map[string]func([]string, io.Writer, io.Writer) int{
+		"export":    runExport,
 		"inspect":   runInspect,
 		"reference": runReference,
 		"verify":    runVerify,

@@ -59,11 +59,12 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	actual, err := pcrValues(*pcrFile, lf.tpm)
-	if err != nil {
-		return fail(err)
-	}
-	log, err := verify.ReadLog(lf.logPath())
+	// The PCRs are read under the log's lock, so that they belong to it.
+	var actual verify.PCRValues
+	log, err := verify.ReadLog(lf.logPath(), func() (err error) {
+		actual, err = pcrValues(*pcrFile, lf.tpm)
+		return err
+	})
 	if err != nil {
 		return fail(err)
 	}
