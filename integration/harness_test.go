@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -72,8 +73,14 @@ func newEnv() (*env, error) {
 			return nil, fmt.Errorf("%s: %w (run integration/setup first)", bin, err)
 		}
 	}
-	// Built afresh on every run into the cache (gitignored).
-	e.Binary = filepath.Join(cache, "build", "kexec-measured")
+	// Built afresh on every run into the cache (gitignored), in a directory
+	// of its own per checkout: worktrees that share the cache must not run
+	// each other's binary.
+	src, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
+	}
+	e.Binary = filepath.Join(cache, "build", fmt.Sprintf("%x", sha256.Sum256([]byte(src)))[:16], "kexec-measured")
 	e.BuildErr = buildBinary(e.Binary)
 	e.Accel = pickAccel(e)
 	return e, nil
@@ -215,7 +222,8 @@ type vmConfig struct {
 	Initrd  string // stage-1 initramfs
 	Cmdline string
 	TPM     *swtpm
-	Memory  string // e.g. "1G"; default 1G
+	Memory  string   // e.g. "1G"; default 1G
+	Extra   []string // more QEMU arguments (e.g. a disk)
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
@@ -241,6 +249,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 			"-device", "tpm-tis,tpmdev=tpm0")
 	}
+	args = append(args, cfg.Extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
 	v := &vm{cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
