@@ -4,7 +4,8 @@
 // them with kexec_file_load.
 //
 // Invoked under any name but "kexec", a first argument that names a
-// subcommand (inspect) runs that subcommand; otherwise, and always when
+// subcommand (inspect, reference, verify, export) runs that subcommand;
+// otherwise, and always when
 // invoked as "kexec", the arguments are kexec(8) syntax.
 package main
 

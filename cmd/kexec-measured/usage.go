@@ -60,6 +60,10 @@ Measurement options:
 
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
+  kexec-measured reference [--split-initrd] [--name NAME]... [--cmdline STRING]... FILE...
+  kexec-measured verify [--reference FILE|DIR]... [--tpm SPEC | --pcrs FILE] [--log PATH]
+                        [--firmware-log FILE] [--ignore-pcrs LIST] [--json]
+  kexec-measured export [--tpm SPEC] [--log PATH] [--firmware-log FILE] DIR
 
 Exit status: 0 success; 1 usage error or refused request (nothing changed);
 255 failed load or measurement. With -S: 1 if loaded, 0 if not.
