@@ -5,8 +5,8 @@
 //
 // Invoked under any name but "kexec", a first argument that names a
 // subcommand (inspect, reference, verify, export) runs that subcommand;
-// otherwise, and always when
-// invoked as "kexec", the arguments are kexec(8) syntax.
+// otherwise, and always when invoked as "kexec", the arguments are kexec(8)
+// syntax.
 package main
 
 import (
