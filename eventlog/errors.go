@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 var (
@@ -20,8 +22,6 @@ var (
 	// ErrTruncated reports a record that is not terminated by LF, as a write
 	// cut short leaves it (RFC 7464 §2.3).
 	ErrTruncated = errors.New("eventlog: truncated record")
-	// ErrUnknownAlgorithm reports a hash algorithm without a CEL-JSON name.
-	ErrUnknownAlgorithm = errors.New("eventlog: unknown hash algorithm")
 	// ErrMissingDigest reports a record without a digest for a bank being
 	// replayed.
 	ErrMissingDigest = errors.New("eventlog: record lacks a digest for the bank")
@@ -69,7 +69,7 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	name, err := AlgName(e.Bank)
+	name, err := pcr.Name(e.Bank)
 	if err != nil {
 		name = e.Bank.String()
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/tpm"
 	"github.com/kexec-measured/kexec-measured/tpm/swtpmtest"
 )
@@ -249,7 +250,7 @@ func checkPcrread(t *testing.T, sw *swtpmtest.Swtpm, values eventlog.PCRValues, 
 	}
 	var sel []string
 	for h := range values {
-		name, _ := eventlog.AlgName(h)
+		name, _ := pcr.Name(h)
 		var idx []string
 		for _, p := range pcrs {
 			idx = append(idx, strconv.Itoa(p))
@@ -264,7 +265,7 @@ func checkPcrread(t *testing.T, sw *swtpmtest.Swtpm, values eventlog.PCRValues, 
 	got := parsePcrread(t, out)
 	n := 0
 	for h := range values {
-		name, _ := eventlog.AlgName(h)
+		name, _ := pcr.Name(h)
 		for _, p := range pcrs {
 			v, ok := got[name][p]
 			if !ok {

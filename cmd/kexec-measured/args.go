@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // options is the parsed command line in kexec(8) syntax. The do* fields
@@ -94,8 +96,8 @@ func optSpecs() []optSpec {
 		{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
 		{"pcr", 0, true, func(o *options, v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 23 {
-				return usagef("--pcr=%s: a PCR index is a number from 0 to 23", v)
+			if err != nil || pcr.Check(n) != nil {
+				return usagef("--pcr=%s: a PCR index is a number from 0 to %d", v, pcr.Max)
 			}
 			o.pcr = n
 			return nil

@@ -134,6 +134,8 @@ func TestInspectExitStatus(t *testing.T) {
 		{"no image", nil, 2},
 		{"bad option", []string{"--frobnicate", clean}, 2},
 		{"bad digest", []string{"--digests=md5", clean}, 2},
+		{"digest names in any case, as --banks", []string{"--digests=SHA256, Sha1", clean}, 0},
+		{"digest named twice", []string{"--digests=sha256,SHA256", clean}, 2},
 		{"help", []string{"-h"}, 0},
 	}
 	for _, tc := range tests {

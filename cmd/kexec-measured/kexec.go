@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 
-	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // Exit statuses of kexec mode, as kexec-tools uses them.
@@ -139,22 +137,12 @@ func exitStatus(err error) int {
 	return exitFailed
 }
 
-// parseBanks parses --banks=sha1,sha256,...
+// parseBanks parses --banks=sha1,sha256,... with pcr.ParseList.
 func parseBanks(s string) ([]crypto.Hash, error) {
-	var banks []crypto.Hash
-	for _, name := range strings.Split(s, ",") {
-		h, err := eventlog.ParseAlg(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usagef("--banks=%s: %v", s, err)
-		}
-		for _, b := range banks {
-			if b == h {
-				return nil, usagef("--banks=%s: %s named twice", s, name)
-			}
-		}
-		banks = append(banks, h)
+	banks, err := pcr.ParseList(s)
+	if err != nil {
+		return nil, usagef("--banks=%s: %v", s, err)
 	}
-	slices.Sort(banks)
 	return banks, nil
 }
 

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // planJSON is the --dry-run --json output.
@@ -48,7 +48,7 @@ func writePlanJSON(w io.Writer, o *options, res *loader.Result) error {
 		}
 		p.Cmdline = &im.Cmdline
 		for _, h := range im.Banks {
-			name, err := eventlog.AlgName(h)
+			name, err := pcr.Name(h)
 			if err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 			}
 			fmt.Fprintf(w, "  %s  offset %d size %d\n", desc, m.Offset, m.Size)
 			for _, h := range im.Banks {
-				name, _ := eventlog.AlgName(h)
+				name, _ := pcr.Name(h)
 				fmt.Fprintf(w, "    %-7s %s\n", name, hex.EncodeToString(m.Sums[h]))
 			}
 		}

@@ -53,6 +53,7 @@ func TestExitStatus(t *testing.T) {
 		setup     func(*loadertest.Sys)
 		want      int
 		wantErr   string // in stderr
+		wantOut   string // in stdout
 		wantLoads int
 		wantCalls string
 	}{
@@ -78,6 +79,9 @@ func TestExitStatus(t *testing.T) {
 		{name: "-u", args: []string{"-u"}, want: 0, wantLoads: 1, wantCalls: "kexec_file_load"},
 		{name: "help", args: []string{"--help"}, want: 0},
 		{name: "dry run -f changes nothing", args: []string{"-f", kernel, "--dry-run"}, want: 0, wantCalls: ""},
+		{name: "bank names in any case", args: []string{"-l", kernel, "--dry-run", "--banks=SHA256, Sha1"}, want: 0, wantOut: "\n    sha1    "},
+		{name: "unknown bank", args: []string{"-l", kernel, "--dry-run", "--banks=sha256,md5"}, want: 1, wantErr: `--banks=sha256,md5: pcr: unknown hash bank: "md5"`},
+		{name: "bank named twice", args: []string{"-l", kernel, "--dry-run", "--banks=sha256,SHA256"}, want: 1, wantErr: "--banks=sha256,SHA256: pcr: bank"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,12 +89,15 @@ func TestExitStatus(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(sys)
 			}
-			code, _, stderr := runTest(e, tt.args...)
+			code, stdout, stderr := runTest(e, tt.args...)
 			if code != tt.want {
 				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.want, stderr)
 			}
 			if !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("stderr %q lacks %q", stderr, tt.wantErr)
+			}
+			if !strings.Contains(stdout, tt.wantOut) {
+				t.Errorf("stdout %q lacks %q", stdout, tt.wantOut)
 			}
 			if len(sys.Loads) != tt.wantLoads {
 				t.Errorf("%d kexec_file_load calls, want %d", len(sys.Loads), tt.wantLoads)
