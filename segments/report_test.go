@@ -16,8 +16,8 @@ import (
 
 func TestReportText(t *testing.T) {
 	evil := "bin/\x1b[31mred\nline"
-	img := newc([]entry{{name: evil, data: []byte("x")}, {name: "ok"}}, cpioOpts{})
-	img = append(append(img, 0, 0), newc([]entry{{name: "misaligned"}}, cpioOpts{})...)
+	img := mkcpio([]entry{{name: evil, data: []byte("x")}, {name: "ok"}}, cpioOpts{})
+	img = append(append(img, 0, 0), mkcpio([]entry{{name: "misaligned"}}, cpioOpts{})...)
 	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{List: true, Digests: []crypto.Hash{crypto.SHA256, crypto.SHA384}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestReportText(t *testing.T) {
 // TestInspectUnknownDigest: a hash that is not a bank is refused with
 // pcr.ErrUnknownBank, by Inspect and by WriteText.
 func TestInspectUnknownDigest(t *testing.T) {
-	img := newc([]entry{{name: "x"}}, cpioOpts{})
+	img := mkcpio([]entry{{name: "x"}}, cpioOpts{})
 	if _, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{Digests: []crypto.Hash{crypto.MD5}}); !errors.Is(err, pcr.ErrUnknownBank) {
 		t.Errorf("Inspect(md5) = %v, want pcr.ErrUnknownBank", err)
 	}
@@ -79,7 +79,7 @@ func TestInspectUnknownDigest(t *testing.T) {
 }
 
 func TestReportUnsupportedFilter(t *testing.T) {
-	raw := newc(sampleFiles("arm", 3), cpioOpts{})
+	raw := mkcpio(sampleFiles("arm", 3), cpioOpts{})
 	img := compress(t, raw, "xz", "-c", "--check=crc32", "--arm", "--lzma2")
 	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{})
 	if err != nil {
