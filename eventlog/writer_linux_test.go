@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/tmpfstest"
 
 	"golang.org/x/sys/unix"
 )
@@ -277,7 +278,7 @@ func TestWriterUnwritable(t *testing.T) {
 		}
 	})
 	t.Run("full file system", func(t *testing.T) {
-		dir := smallTmpfs(t)
+		dir := tmpfstest.Mount(t, "size=256k")
 		path := filepath.Join(dir, "log")
 		w, err := OpenWriter(path)
 		if err != nil {
@@ -286,7 +287,7 @@ func TestWriterUnwritable(t *testing.T) {
 		defer w.Close()
 		appendOne(t, w, testRecord(t, "fits"))
 		before, _ := os.ReadFile(path)
-		fill(t, dir)
+		tmpfstest.Fill(t, dir)
 		lockAndBegin(t, w)
 		big := testRecord(t, "big")
 		big.Content = []byte(`{"pad":"` + strings.Repeat("p", 64<<10) + `"}`)
@@ -311,61 +312,15 @@ func TestWriterUnwritable(t *testing.T) {
 // directory.
 func readOnlyDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	if os.Geteuid() != 0 {
+		dir := t.TempDir()
 		if err := os.Chmod(dir, 0o555); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		return dir
 	}
-	mount(t, dir, "ro,size=64k")
-	return dir
-}
-
-// smallTmpfs mounts a 256 KiB tmpfs for the test, or skips if we may not.
-func smallTmpfs(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full file system needs a small tmpfs mount: run the tests as root")
-	}
-	dir := t.TempDir()
-	mount(t, dir, "size=256k")
-	return dir
-}
-
-func mount(t *testing.T, dir, opts string) {
-	t.Helper()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("mount tmpfs on %s: %v (no CAP_SYS_ADMIN)", dir, err)
-		}
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-}
-
-// fill writes a file into dir until the file system is full.
-func fill(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			return
-		}
-	}
+	return tmpfstest.Mount(t, "ro,size=64k")
 }
 
 // TestLockExcludesReaders: ReadFile waits while a writer holds the lock.

@@ -176,7 +176,7 @@ func checkReplay(t *testing.T, tp *tpm.TPM, path string, chain map[int][][]byte)
 			}
 			want := make([]byte, h.Size()) // fresh swtpm: PCRs 0-16 are zeros
 			for _, data := range events {
-				want = extendOf(h, want, hashtest.Sum(h, data))
+				want = hashtest.Extend(h, want, hashtest.Sum(h, data))
 			}
 			if !bytes.Equal(actual[h], want) {
 				t.Errorf("bank %v PCR %d: TPM %x, independent computation %x", h, pcr, actual[h], want)

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/tmpfstest"
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/kexec-measured/kexec-measured/eventlog"
@@ -270,16 +270,16 @@ func TestLogFailures(t *testing.T) {
 			return filepath.Join(dir, "file", "log")
 		}, "not a directory"},
 		{"read-only directory", func(t *testing.T, dir string) string {
-			return mountTmpfs(t, dir, "ro,size=64k") + "/log"
+			return tmpfstest.Mount(t, "ro,size=64k") + "/log"
 		}, "read-only file system"},
 		{"full filesystem", func(t *testing.T, dir string) string {
-			mnt := mountTmpfs(t, dir, "size=16k")
+			mnt := tmpfstest.Mount(t, "size=16k")
 			log := mnt + "/log"
-			os.WriteFile(log, nil, 0o600)
+			if err := os.WriteFile(log, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			// Fill the filesystem so that the first append fails.
-			f, _ := os.Create(mnt + "/fill")
-			f.Write(make([]byte, 64<<10))
-			f.Close()
+			tmpfstest.Fill(t, mnt)
 			return log
 		}, "no space left on device"},
 	}
@@ -303,22 +303,6 @@ func TestLogFailures(t *testing.T) {
 			}
 		})
 	}
-}
-
-// mountTmpfs mounts a tmpfs with opts on a new directory under dir. It
-// needs root (CI runs as root); elsewhere the test is skipped.
-func mountTmpfs(t *testing.T, dir, opts string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-	return mnt
 }
 
 // TestInterruptedLogWarns: a log whose sticky bit an earlier, killed writer
