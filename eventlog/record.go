@@ -82,9 +82,10 @@ func celBank(name string) (crypto.Hash, bool) {
 }
 
 // NewKexecRecord builds a kexec-measured record for PCR index with one digest per
-// bank in sums (ordered by crypto.Hash) and content c. It returns an error if
-// index is out of range, sums is empty, a hash has no CEL-JSON name or a
-// digest has the wrong size for its hash.
+// bank in sums (ordered by crypto.Hash) and content c. An index out of
+// range gives an error wrapping pcr.ErrOutOfRange, a hash that is not a
+// bank pcr.ErrUnknownBank, an empty sums or a digest of the wrong size for
+// its hash ErrMalformed.
 func NewKexecRecord(index int, sums map[crypto.Hash][]byte, c KexecContent) (Record, error) {
 	if err := pcr.Check(index); err != nil {
 		return Record{}, fmt.Errorf("eventlog: new record: %w", err)
@@ -103,7 +104,7 @@ func NewKexecRecord(index int, sums map[crypto.Hash][]byte, c KexecContent) (Rec
 // digestList turns sums into Digests ordered by crypto.Hash.
 func digestList(sums map[crypto.Hash][]byte) ([]Digest, error) {
 	if len(sums) == 0 {
-		return nil, fmt.Errorf("no digests")
+		return nil, fmt.Errorf("%w: no digests", ErrMalformed)
 	}
 	hashes := make([]crypto.Hash, 0, len(sums))
 	for h := range sums {
@@ -117,7 +118,7 @@ func digestList(sums map[crypto.Hash][]byte) ([]Digest, error) {
 			return nil, err
 		}
 		if len(sums[h]) != h.Size() {
-			return nil, fmt.Errorf("%s digest has %d bytes, want %d", name, len(sums[h]), h.Size())
+			return nil, fmt.Errorf("%w: %s digest has %d bytes, want %d", ErrMalformed, name, len(sums[h]), h.Size())
 		}
 		digests = append(digests, Digest{HashAlg: name, Digest: hex.EncodeToString(sums[h])})
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // TestCELBank: a record's hashAlg names a bank only in the exact
@@ -97,17 +99,20 @@ func TestNewKexecRecordErrors(t *testing.T) {
 		name string
 		pcr  int
 		sums map[crypto.Hash][]byte
+		want error
+		text string // in the message
 	}{
-		{"negative PCR", -1, map[crypto.Hash][]byte{crypto.SHA256: good}},
-		{"PCR 24", 24, map[crypto.Hash][]byte{crypto.SHA256: good}},
-		{"no digests", 9, nil},
-		{"short digest", 9, map[crypto.Hash][]byte{crypto.SHA256: good[:31]}},
-		{"unnamed hash", 9, map[crypto.Hash][]byte{crypto.SHA224: make([]byte, 28)}},
+		{"negative PCR", -1, map[crypto.Hash][]byte{crypto.SHA256: good}, pcr.ErrOutOfRange, "-1"},
+		{"PCR 24", 24, map[crypto.Hash][]byte{crypto.SHA256: good}, pcr.ErrOutOfRange, "24"},
+		{"no digests", 9, nil, ErrMalformed, "no digests"},
+		{"short digest", 9, map[crypto.Hash][]byte{crypto.SHA256: good[:31]}, ErrMalformed, "sha256 digest has 31 bytes, want 32"},
+		{"unnamed hash", 9, map[crypto.Hash][]byte{crypto.SHA224: make([]byte, 28)}, pcr.ErrUnknownBank, "SHA-224"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewKexecRecord(tc.pcr, tc.sums, KexecContent{Event: EventKernel}); err == nil {
-				t.Fatal("no error")
+			_, err := NewKexecRecord(tc.pcr, tc.sums, KexecContent{Event: EventKernel})
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("NewKexecRecord = %v, want %v naming %q", err, tc.want, tc.text)
 			}
 		})
 	}

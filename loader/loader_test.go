@@ -16,6 +16,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/loader/loadertest"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -378,6 +379,19 @@ func TestMeasuredLoad(t *testing.T) {
 		}
 		if !strings.Contains(string(r.Content), `"event":"`+events[i]+`"`) {
 			t.Errorf("record %d content %s is not %s", i, r.Content, events[i])
+		}
+	}
+	// The extends carried the digests of the same bytes, in every bank.
+	var items [][]byte
+	for _, c := range contents {
+		items = append(items, []byte(c))
+	}
+	if len(p.pcrs) != 1 {
+		t.Errorf("extended PCRs %v, want only 9", p.pcrs)
+	}
+	for _, h := range p.banks {
+		if got, want := p.pcrs[9][h], hashtest.PCR(h, nil, items...); !bytes.Equal(got, want) {
+			t.Errorf("PCR 9 %v after the load = %x, want %x", h, got, want)
 		}
 	}
 }

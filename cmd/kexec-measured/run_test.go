@@ -52,7 +52,7 @@ func TestExitStatus(t *testing.T) {
 		args      []string
 		setup     func(*loadertest.Sys)
 		want      int
-		wantErr   string // in stderr
+		wantErr   string // in stderr; "" means stderr must be empty
 		wantOut   string // in stdout
 		wantLoads int
 		wantCalls string
@@ -92,6 +92,9 @@ func TestExitStatus(t *testing.T) {
 			code, stdout, stderr := runTest(e, tt.args...)
 			if code != tt.want {
 				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.want, stderr)
+			}
+			if tt.wantErr == "" && stderr != "" {
+				t.Errorf("stderr %q, want none", stderr)
 			}
 			if !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("stderr %q lacks %q", stderr, tt.wantErr)
