@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -318,5 +319,50 @@ func TestInterruptedLogWarns(t *testing.T) {
 	code, _, stderr := runTest(e, "-l", kernel, "--tpm", spec, "--log", logPath)
 	if code != 0 || !strings.Contains(stderr, "interrupted") || len(sys.Loads) != 1 {
 		t.Errorf("exit %d, loads %d, stderr %q", code, len(sys.Loads), stderr)
+	}
+}
+
+// TestDryRunJSONIsTheLog: the events of a dry run's --json output are,
+// byte for byte, the records a measured load of the same request appends
+// to the log (the fake seam gives both the same boot ID, the clock the
+// same timestamp); a kernel path with '&', '<' and '>' stays as it is.
+func TestDryRunJSONIsTheLog(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	_, initrds, _ := inputs(t, dir, 2)
+	kernel := filepath.Join(dir, "a&b<c>")
+	if err := os.WriteFile(kernel, []byte("MZ kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "log")
+	args := []string{"-l", kernel, "--initrd", initrds[0], "--initrd", initrds[1], "--append", "x<y>&z", "--tpm", spec}
+	e, _ := testEnv(t)
+	code, stdout, stderr := runTest(e, append(args, "--dry-run", "--json")...)
+	if code != 0 {
+		t.Fatalf("dry run: exit %d, stderr %q", code, stderr)
+	}
+	var plan struct{ Events []json.RawMessage }
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+		t.Fatalf("dry run output: %v\n%s", err, stdout)
+	}
+	e, _ = testEnv(t)
+	if code, _, stderr := runTest(e, append(args, "--log", logPath)...); code != 0 {
+		t.Fatalf("load: exit %d, stderr %q", code, stderr)
+	}
+	logData, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, ev := range plan.Events {
+		want.WriteByte(0x1e)
+		want.Write(ev)
+		want.WriteByte('\n')
+	}
+	if !bytes.Equal(logData, want.Bytes()) {
+		t.Errorf("the log holds\n%q\nthe dry run's events give\n%q", logData, want.Bytes())
+	}
+	if !bytes.Contains(logData, []byte(`"path":"`+kernel+`"`)) {
+		t.Errorf("the log does not name %s as it is:\n%s", kernel, logData)
 	}
 }
