@@ -380,3 +380,36 @@ func lockAndBegin(t *testing.T, w *Writer) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriterClose: Close of a locked writer releases the lock and closes
+// the file, and an error of the close comes back naming the log.
+func TestWriterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	w, err := OpenWriter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	w2 := openWriter(t, path)
+	locked := make(chan error, 1)
+	go func() { locked <- w2.Lock() }()
+	select {
+	case err := <-locked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left the log locked: a second writer waits for the lock")
+	}
+	if err := w2.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); !errors.Is(err, os.ErrClosed) || !strings.Contains(err.Error(), path) {
+		t.Errorf("second Close = %v, want os.ErrClosed naming %s", err, path)
+	}
+}

@@ -49,8 +49,9 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 }
 
 // kexec carries out parsed options and returns the exit status and the
-// error to print.
-func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
+// error to print. An error closing the TPM or the log after the run fails
+// the command too.
+func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) {
 	banks, err := parseBanks(o.banks)
 	if err != nil {
 		return exitRefused, err
@@ -64,12 +65,19 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
-		m, err := openMeasurer(o, e, l, stderr)
-		if err != nil {
-			return exitStatus(err), err
+		m, oerr := openMeasurer(o, e, l, stderr)
+		if oerr != nil {
+			return exitStatus(oerr), oerr
 		}
 		if m != nil {
-			defer m.close()
+			defer func() {
+				if cerr := m.close(); cerr != nil {
+					if err == nil {
+						status = exitFailed
+					}
+					err = errors.Join(err, cerr)
+				}
+			}()
 		}
 	}
 

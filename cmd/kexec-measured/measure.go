@@ -26,11 +26,19 @@ type measurer struct {
 	log *eventlog.Writer
 }
 
-func (m *measurer) close() {
-	m.dev.Close()
-	if m.log != nil {
-		m.log.Close()
+// close closes the TPM and the log (which releases the log's lock if it
+// is still held) and returns their errors.
+func (m *measurer) close() error {
+	var errs []error
+	if err := m.dev.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the TPM: %w", err))
 	}
+	if m.log != nil {
+		if err := m.log.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the measurement log: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // openMeasurer opens the TPM of --tpm and, unless this is a dry run, the
@@ -69,8 +77,7 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 		path = eventlog.DefaultPath(e.getenv)
 	}
 	if m.log, err = eventlog.OpenWriter(path); err != nil {
-		m.close()
-		return nil, fmt.Errorf("opening the measurement log: %w", err)
+		return nil, errors.Join(fmt.Errorf("opening the measurement log: %w", err), m.close())
 	}
 	l.PCRs, l.Log = pcrDevice{dev}, m.log
 	return m, nil

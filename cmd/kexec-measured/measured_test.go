@@ -366,3 +366,30 @@ func TestDryRunJSONIsTheLog(t *testing.T) {
 		t.Errorf("the log does not name %s as it is:\n%s", kernel, logData)
 	}
 }
+
+// closeFails is a TPM whose Close fails after closing the real one.
+type closeFails struct{ tpmDevice }
+
+func (d closeFails) Close() error {
+	return errors.Join(d.tpmDevice.Close(), errors.New("TPM close failed (fake)"))
+}
+
+// TestCloseErrorFails: an error closing the TPM after a measured load is
+// reported and fails the command.
+func TestCloseErrorFails(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	kernel, _, _ := inputs(t, dir, 0)
+	e, sys := testEnv(t)
+	e.openTPM = func(spec string) (tpmDevice, error) {
+		d, err := openTPM(spec)
+		if err != nil {
+			return nil, err
+		}
+		return closeFails{d}, nil
+	}
+	code, _, stderr := runTest(e, "-l", kernel, "--tpm", spec, "--log", filepath.Join(dir, "log"))
+	if code != exitFailed || !strings.Contains(stderr, "closing the TPM: TPM close failed (fake)") || len(sys.Loads) != 1 {
+		t.Errorf("exit %d, %d loads, stderr %q; want %d and the close error", code, len(sys.Loads), stderr, exitFailed)
+	}
+}
