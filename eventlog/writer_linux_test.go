@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -224,7 +225,7 @@ func TestReadFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, err := ReadFile(bad)
-	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), bad) || log == nil || len(log.Records) != 1 {
+	if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), bad) || log == nil || len(log.Records) != 1 {
 		t.Errorf("ReadFile(truncated) = %+v, %v; want 1 record and ErrTruncated naming the path", log, err)
 	}
 }
