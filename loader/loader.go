@@ -146,6 +146,9 @@ func (l *Loader) checkLoad(req Request) error {
 	if req.Kernel == "" {
 		return ErrNoKernel
 	}
+	if (l.PCRs == nil) != (l.Log == nil) {
+		return errors.New("loader: measuring needs both a TPM and a log")
+	}
 	if req.Panic && !l.DryRun {
 		b, err := l.Sys.ReadFile(crashSizePath)
 		if err != nil || strings.TrimSpace(string(b)) == "0" {
@@ -174,10 +177,7 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err := im.addMeasurements(req.SplitInitrd, l.Limits, l.warn()); err != nil {
 		return im, err
 	}
-	measuring := l.PCRs != nil || l.Log != nil
-	if measuring && (l.PCRs == nil || l.Log == nil) {
-		return im, errors.New("loader: measuring needs both a TPM and a log")
-	}
+	measuring := l.PCRs != nil
 	if measuring || l.DryRun {
 		if err := l.digest(im); err != nil {
 			return im, err

@@ -480,3 +480,32 @@ func TestDryRunChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasuringNeedsBoth: a TPM without a log (or a log without a TPM) is
+// refused before any input is read or --initrd-out written.
+func TestMeasuringNeedsBoth(t *testing.T) {
+	dir := t.TempDir()
+	out := dir + "/initrd.out"
+	for name, mk := range map[string]func(*loadertest.Sys) *Loader{
+		"TPM only": func(sys *loadertest.Sys) *Loader {
+			return &Loader{Sys: sys, PCRs: &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA256}}}
+		},
+		"log only": func(sys *loadertest.Sys) *Loader { return &Loader{Sys: sys, Log: &fakeLog{sys: sys}} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			sys := loadertest.NewSys(t)
+			// The kernel does not exist: reading it would be an *InputError.
+			_, err := mk(sys).Run(Request{Load: true, Kernel: dir + "/missing", InitrdOut: out})
+			var ie *InputError
+			if err == nil || errors.As(err, &ie) || !strings.Contains(err.Error(), "needs both a TPM and a log") {
+				t.Fatalf("Run = %v, want the refusal before reading the inputs", err)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("--initrd-out was written (%v)", err)
+			}
+			if got := sys.CallString(); got != "" {
+				t.Errorf("calls %q, want none", got)
+			}
+		})
+	}
+}
