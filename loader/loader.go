@@ -51,8 +51,9 @@ type Loader struct {
 	// DryRun does everything but the system calls that change state, the
 	// TPM extends and the log writes; Result.Steps says what would be done.
 	DryRun bool
-	// Clock returns the record timestamp (microseconds since boot).
-	Clock func() int64
+	// Clock returns the record timestamp (microseconds since boot); nil,
+	// or an error (with a warning), means records without a timestamp.
+	Clock func() (int64, error)
 	// Limits bound the segment walk of SplitInitrd (zero: defaults).
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
@@ -182,6 +183,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 		if err := l.digest(im); err != nil {
 			return im, err
 		}
+		if err := l.buildRecords(im); err != nil {
+			return im, err
+		}
 	}
 	if measuring {
 		desc := fmt.Sprintf("extend PCR %d and log %d event(s)", l.PCR, len(im.Measurements))
@@ -216,8 +220,8 @@ func initrdDesc(im *Image) string {
 	return fmt.Sprintf("initrd memfd of %d bytes", im.InitrdSize)
 }
 
-// digest computes the digests of every measurement in every bank and
-// builds the log records.
+// digest computes the digests of every measurement in every bank: the
+// TPM's allocated banks, or Banks without a TPM.
 func (l *Loader) digest(im *Image) error {
 	banks := l.Banks
 	if l.PCRs != nil {
@@ -227,16 +231,27 @@ func (l *Loader) digest(im *Image) error {
 		return errors.New("loader: no PCR banks to digest with")
 	}
 	im.Banks = banks
-	if err := digestAll(im.Measurements, banks); err != nil {
-		return err
-	}
+	return digestAll(im.Measurements, banks)
+}
+
+// buildRecords builds the log record of every digested measurement, with
+// the boot ID and the Clock's timestamp. Either one that cannot be read is
+// left out of the records, with a warning.
+func (l *Loader) buildRecords(im *Image) error {
 	bootID := ""
-	if b, err := l.Sys.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+	if b, err := l.Sys.ReadFile(bootIDPath); err != nil {
+		fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no boot ID: %v\n", err)
+	} else {
 		bootID = strings.TrimSpace(string(b))
 	}
 	var now int64
 	if l.Clock != nil {
-		now = l.Clock()
+		t, err := l.Clock()
+		if err != nil {
+			fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no timestamp: %v\n", err)
+		} else {
+			now = t
+		}
 	}
 	for i := range im.Measurements {
 		m := &im.Measurements[i]

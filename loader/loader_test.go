@@ -348,7 +348,7 @@ func TestMeasuredLoad(t *testing.T) {
 	sys := loadertest.NewSys(t)
 	p := &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
 	log := &fakeLog{sys: sys}
-	l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9, Clock: func() int64 { return 42 }}
+	l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9, Clock: func() (int64, error) { return 42, nil }}
 	res, err := l.Run(Request{Load: true, Kernel: kernel, Initrds: []string{a, b}, Append: "x y"})
 	if err != nil {
 		t.Fatal(err)
@@ -507,5 +507,32 @@ func TestMeasuringNeedsBoth(t *testing.T) {
 				t.Errorf("calls %q, want none", got)
 			}
 		})
+	}
+}
+
+// TestNoBootIDOrClock: a boot ID or a clock that cannot be read leaves
+// the field out of the records, with a warning for each.
+func TestNoBootIDOrClock(t *testing.T) {
+	dir := t.TempDir()
+	kernel := writeFile(t, dir, "vmlinuz", "the kernel")
+	sys := loadertest.NewSys(t)
+	delete(sys.Files, loadertest.BootID)
+	var warn bytes.Buffer
+	l := &Loader{Sys: sys, DryRun: true, Banks: []crypto.Hash{crypto.SHA256}, Warn: &warn,
+		Clock: func() (int64, error) { return 7, errors.New("no clock (fake)") }}
+	res, err := l.Run(Request{Load: true, Kernel: kernel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Image.Close()
+	for _, want := range []string{"warning: the log records carry no boot ID: ", "warning: the log records carry no timestamp: no clock (fake)"} {
+		if !strings.Contains(warn.String(), want) {
+			t.Errorf("warnings %q lack %q", warn.String(), want)
+		}
+	}
+	for _, m := range res.Image.Measurements {
+		if c := string(m.Record.Content); strings.Contains(c, "bootId") || strings.Contains(c, "timestamp") {
+			t.Errorf("record content %s has a boot ID or timestamp", c)
+		}
 	}
 }

@@ -77,7 +77,7 @@ func load(t *testing.T, tp *tpm.TPM, w *eventlog.Writer, kernel string, initrds 
 		measured = append(measured, []byte(data))
 	}
 	measured = append(measured, []byte(cmdline))
-	l := &loader.Loader{Sys: loadertest.NewSys(t), PCRs: tp, Log: w, PCR: 9, Clock: func() int64 { return 1 }}
+	l := &loader.Loader{Sys: loadertest.NewSys(t), PCRs: tp, Log: w, PCR: 9, Clock: func() (int64, error) { return 1, nil }}
 	res, err := l.Run(req)
 	if res != nil && res.Image != nil {
 		res.Image.Close()

@@ -23,7 +23,7 @@ type env struct {
 	sys     loader.Syscalls
 	getenv  func(string) string
 	openTPM func(spec string) (tpmDevice, error)
-	clock   func() int64
+	clock   func() (int64, error)
 }
 
 // runKexec runs kexec(8) syntax and returns the exit status.

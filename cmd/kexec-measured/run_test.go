@@ -29,7 +29,7 @@ func testEnv(t *testing.T) (env, *loadertest.Sys) {
 			}
 			return openTPM(spec)
 		},
-		clock: func() int64 { return 1234 },
+		clock: func() (int64, error) { return 1234, nil },
 	}, sys
 }
 
