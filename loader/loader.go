@@ -290,12 +290,12 @@ func (l *Loader) cmdline(req Request) (string, error) {
 	return s, nil
 }
 
-// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a panic kernel)
-// from the running kernel's command line.
-func reuseCmdline(proc string, panic bool) string {
+// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a crash kernel,
+// -p) from the running kernel's command line.
+func reuseCmdline(proc string, crash bool) string {
 	var keep []string
 	for _, w := range strings.Fields(proc) {
-		if strings.HasPrefix(w, "BOOT_IMAGE=") || (panic && strings.HasPrefix(w, "crashkernel=")) {
+		if strings.HasPrefix(w, "BOOT_IMAGE=") || (crash && strings.HasPrefix(w, "crashkernel=")) {
 			continue
 		}
 		keep = append(keep, w)
@@ -303,10 +303,11 @@ func reuseCmdline(proc string, panic bool) string {
 	return strings.Join(keep, " ")
 }
 
-// loaded reads /sys/kernel/kexec_loaded or kexec_crash_loaded.
-func (l *Loader) loaded(panic bool) (bool, error) {
+// loaded reads /sys/kernel/kexec_loaded, or for the crash kernel (-p)
+// kexec_crash_loaded.
+func (l *Loader) loaded(crash bool) (bool, error) {
 	path := kexecLoadedPath
-	if panic {
+	if crash {
 		path = crashLoadedPath
 	}
 	b, err := l.Sys.ReadFile(path)

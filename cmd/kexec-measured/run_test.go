@@ -67,7 +67,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "unknown option", args: []string{"--bogus"}, want: 1, wantErr: "unrecognized option"},
 		{name: "-c", args: []string{"-c", "-l", kernel}, want: 1, wantErr: "needs kexec_file_load"},
 		{name: "command line too long", args: []string{"-l", kernel, "--append", strings.Repeat("a", 2048)}, want: 1, wantErr: "command line too long"},
-		{name: "-e with nothing loaded", args: []string{"-e"}, want: 1, wantErr: "Nothing has been loaded!"},
+		{name: "-e with nothing loaded", args: []string{"-e"}, want: 1, wantErr: "kexec-measured: loader: Nothing has been loaded!"},
 		{name: "-e", args: []string{"-e"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.KexecLoaded] = "1\n" }, want: 0, wantCalls: "sync ifdown reboot"},
 		{name: "-S with a panic kernel loaded", args: []string{"-S"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.CrashLoaded] = "1\n" }, want: 1},
 		{name: "-S with no panic kernel", args: []string{"-S"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.KexecLoaded] = "1\n" }, want: 0},
