@@ -65,13 +65,14 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
-		m, oerr := openMeasurer(o, e, l, stderr)
+		d, oerr := openDevices(o, e, stderr)
 		if oerr != nil {
 			return exitStatus(oerr), oerr
 		}
-		if m != nil {
+		if d != nil {
+			d.apply(l)
 			defer func() {
-				if cerr := m.close(); cerr != nil {
+				if cerr := d.close(); cerr != nil {
 					if err == nil {
 						status = exitFailed
 					}
