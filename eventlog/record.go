@@ -28,7 +28,7 @@ const ContentType = "kexec-measured"
 // (systemd-pcrextend, systemd-cryptsetup, ...).
 const SystemdContentType = "systemd"
 
-// Event names of kexec-measured records (DESIGN §5).
+// Event names of kexec-measured records (docs/measurement.md, Events).
 const (
 	EventKernel  = "kexec-kernel"
 	EventInitrd  = "kexec-initrd"

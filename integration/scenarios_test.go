@@ -60,8 +60,8 @@ func TestMainScenario(t *testing.T) {
 }
 
 // checkOffsets checks that the initrd records' offsets place each component
-// at a 4-byte-aligned offset after the previous one, starting at 0 (DESIGN
-// §2).
+// at a 4-byte-aligned offset after the previous one, starting at 0
+// (docs/cli.md, Initrd components).
 func checkOffsets(t *testing.T, recs []logRecord) {
 	t.Helper()
 	var next int64
