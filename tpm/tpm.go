@@ -175,7 +175,7 @@ func (t *TPM) ReadPCRs(index int) (map[crypto.Hash][]byte, error) {
 	}
 	sels := make([]tpm2.TPMSPCRSelection, 0, len(t.banks))
 	for _, h := range t.banks {
-		sel := make([]byte, 3) // PCRs 0-23
+		sel := make([]byte, pcr.Count/8) // one bit per PCR
 		sel[index/8] = 1 << (index % 8)
 		sels = append(sels, tpm2.TPMSPCRSelection{Hash: tpm2.TPMIAlgHash(t.algs[h]), PCRSelect: sel})
 	}
