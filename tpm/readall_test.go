@@ -2,9 +2,9 @@ package tpm_test
 
 import (
 	"bytes"
-	"crypto"
 	"testing"
 
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
@@ -37,7 +37,7 @@ func TestReadAll(t *testing.T) {
 		}
 	}
 	for _, h := range tp.Banks() {
-		want := extendOf(h, make([]byte, h.Size()), sumsOf([]crypto.Hash{h}, []byte{9})[h])
+		want := hashtest.PCR(h, nil, []byte{9})
 		if !bytes.Equal(all[h][9], want) {
 			t.Errorf("PCR 9 %v = %x, want %x", h, all[h][9], want)
 		}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
@@ -42,7 +44,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	algs, err := segments.ParseDigests(*digests)
+	algs, err := pcr.ParseList(*digests)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: --digests: %v\n", err)
 		return 2
@@ -58,7 +60,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 }
 
 // inspectImage reports on one image and returns its exit status.
-func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
+func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
