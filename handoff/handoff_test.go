@@ -356,3 +356,24 @@ func TestCollect(t *testing.T) {
 		t.Error("Collect followed a symlink at the log path")
 	}
 }
+
+func TestBuilder(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "log")
+	log := testLog(t, 4)
+	os.WriteFile(logPath, log, 0o600)
+	copyPath := filepath.Join(dir, "copy")
+	os.WriteFile(copyPath, []byte("kept copy"), 0o444)
+	b := &Builder{LogPath: logPath, FirmwarePaths: []string{filepath.Join(dir, "no-sysfs"), copyPath}}
+	data, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(h.Log, log) || string(h.Firmware) != "kept copy" {
+		t.Errorf("Builder: %+v; want the log and the kept firmware copy (sysfs has none)", h)
+	}
+}

@@ -65,14 +65,23 @@ func Collect(logPath, firmwarePath string) (*Handoff, error) {
 	if firmwarePath == "" {
 		return h, nil
 	}
-	fw, _, err := readBounded(firmwarePath, MaxFirmwareSize, false)
+	if h.Firmware, err = readFirmware(firmwarePath); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readFirmware reads the firmware log at p: nil when it is missing,
+// unreadable or empty, an error only when it is over MaxFirmwareSize.
+func readFirmware(p string) ([]byte, error) {
+	fw, _, err := readBounded(p, MaxFirmwareSize, false)
 	switch {
 	case errors.Is(err, ErrTooLarge):
 		return nil, fmt.Errorf("handoff: read the firmware log: %w", err)
 	case err == nil && len(fw) > 0:
-		h.Firmware = fw
+		return fw, nil
 	}
-	return h, nil
+	return nil, nil
 }
 
 // readBounded reads the regular file at p, not following a symlink at p,
@@ -103,4 +112,37 @@ func readBounded(p string, limit int64, regular bool) ([]byte, fs.FileMode, erro
 		return nil, 0, fmt.Errorf("%w: %s has more than %d bytes", ErrTooLarge, p, limit)
 	}
 	return b, st.Mode(), nil
+}
+
+// Builder builds the handoff of a load from the files as they stand: the
+// loader calls Build under the log's lock (loader.HandoffBuilder).
+type Builder struct {
+	// LogPath is the userspace log.
+	LogPath string
+	// FirmwarePaths are tried in order for the firmware log copy; the
+	// first that can be read is copied (the sysfs log, then the copy an
+	// import kept, for kernels that lost the firmware log over a kexec).
+	FirmwarePaths []string
+}
+
+// DefaultFirmwarePaths are where the firmware log is looked for: the
+// kernel's sysfs file, then the copy an earlier import kept.
+func DefaultFirmwarePaths() []string { return []string{FirmwareLogPath, FirmwareCopyPath} }
+
+// Build collects the log and the first readable firmware log and returns
+// the archive (see Collect and Build).
+func (b *Builder) Build() ([]byte, error) {
+	h, err := Collect(b.LogPath, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range b.FirmwarePaths {
+		if h.Firmware, err = readFirmware(p); err != nil || h.Firmware != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Build(h)
 }
