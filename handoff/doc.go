@@ -25,7 +25,11 @@
 // the reasons.
 package handoff
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/kexec-measured/kexec-measured/eventlog"
+)
 
 // Names inside the archive and the unpacked root file system.
 const (
@@ -40,9 +44,6 @@ const (
 	// FirmwareCopyPath is where Import keeps the firmware log copy, for
 	// the readers that find no firmware log in sysfs.
 	FirmwareCopyPath = "/run/log/kexec-measured/binary_bios_measurements"
-	// FirmwareLogPath is where the kernel exposes the firmware's TCG log.
-	// TODO(handoff): use eventlog.FirmwareLogPath once it is on main.
-	FirmwareLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
 )
 
 // EventText is the text whose bank hash is the digest of the kexec-handoff
@@ -57,7 +58,7 @@ const (
 	MaxLogSize = 64 << 20
 	// MaxFirmwareSize bounds the firmware log copy (real logs are tens of
 	// KiB).
-	MaxFirmwareSize = 16 << 20
+	MaxFirmwareSize = eventlog.MaxFirmwareLog
 	// MaxSize bounds the whole archive: both files and the cpio headers.
 	MaxSize = MaxLogSize + MaxFirmwareSize + 4096
 )

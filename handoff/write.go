@@ -10,6 +10,7 @@ import (
 	"path"
 	"syscall"
 
+	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
@@ -127,7 +128,7 @@ type Builder struct {
 
 // DefaultFirmwarePaths are where the firmware log is looked for: the
 // kernel's sysfs file, then the copy an earlier import kept.
-func DefaultFirmwarePaths() []string { return []string{FirmwareLogPath, FirmwareCopyPath} }
+func DefaultFirmwarePaths() []string { return []string{eventlog.FirmwareLogPath, FirmwareCopyPath} }
 
 // Build collects the log and the first readable firmware log and returns
 // the archive (see Collect and Build).
