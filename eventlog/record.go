@@ -33,6 +33,9 @@ const (
 	EventKernel  = "kexec-kernel"
 	EventInitrd  = "kexec-initrd"
 	EventCmdline = "kexec-cmdline"
+	// EventHandoff is the handoff component (package handoff): its digest
+	// is the bank hash of a constant text, its size 0.
+	EventHandoff = "kexec-handoff"
 )
 
 // Digest is one bank's digest of a record, as CEL-JSON spells it.

@@ -40,6 +40,7 @@ func subcommands() map[string]func(args []string, stdout, stderr io.Writer) int 
 	return map[string]func([]string, io.Writer, io.Writer) int{
 		"export":    runExport,
 		"inspect":   runInspect,
+		"log":       runLog,
 		"reference": runReference,
 		"verify":    runVerify,
 	}

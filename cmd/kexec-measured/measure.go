@@ -82,14 +82,19 @@ func openDevices(o *options, e env, stderr io.Writer) (*devices, error) {
 	if o.dryRun {
 		return d, nil
 	}
-	path := o.logPath
-	if path == "" {
-		path = eventlog.DefaultPath(e.getenv)
-	}
-	if d.log, err = eventlog.OpenWriter(path); err != nil {
+	if d.log, err = eventlog.OpenWriter(logPath(o, e)); err != nil {
 		return nil, errors.Join(fmt.Errorf("opening the measurement log: %w", err), d.close())
 	}
 	return d, nil
+}
+
+// logPath is the log of --log, $SYSTEMD_MEASURE_LOG_USERSPACE or the
+// default.
+func logPath(o *options, e env) string {
+	if o.logPath != "" {
+		return o.logPath
+	}
+	return eventlog.DefaultPath(e.getenv)
 }
 
 // refusedError is a request refused before anything changed: exit 1.

@@ -164,13 +164,13 @@ func TestVerifyAgainstADryRun(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, stderr)
 	}
-	for _, want := range []string{"kexec-kernel", "vmlinuz", "microcode", "distro-initrd segment 0 (cpio)", "distro-initrd segment 1 (gzip)", "cmdline", "verdict: OK"} {
+	for _, want := range []string{"kexec-kernel", "vmlinuz", "microcode", "distro-initrd segment 0 (cpio)", "distro-initrd segment 1 (gzip)", "(handoff)", "cmdline", "verdict: OK"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := len(f.records); n != 5 {
-		t.Errorf("the dry run logged %d events, want 5 (kernel, early, two segments, cmdline)", n)
+	if n := len(f.records); n != 6 {
+		t.Errorf("the dry run logged %d events, want 6 (kernel, early, two segments, handoff, cmdline)", n)
 	}
 
 	// The early cpio is not in the references.
@@ -201,7 +201,7 @@ func TestVerifyAgainstADryRun(t *testing.T) {
 	data, _ = json.Marshal(pj)
 	os.WriteFile(pcrs, data, 0o644)
 	code, out, _ = runSub(append(base, "--reference", early)...)
-	if code != 1 || !strings.Contains(out, "finding: PCR 9 sha1: 5 record(s) but no PCR value") {
+	if code != 1 || !strings.Contains(out, "finding: PCR 9 sha1: 6 record(s) but no PCR value") {
 		t.Errorf("no PCR 9 sha1: exit %d, want 1:\n%s", code, out)
 	}
 }
