@@ -21,7 +21,11 @@ func (v *Verdict) WriteText(w io.Writer) error {
 		if id == "" {
 			id = "(no boot id)"
 		}
-		fmt.Fprintf(tw, "boot %d of %d: %s (%d records, %d kexec events)\n", i+1, len(v.Boots), id, b.Records, len(b.Events))
+		current := ""
+		if b.Current {
+			current = ", this boot"
+		}
+		fmt.Fprintf(tw, "boot %d of %d: %s (%d records, %d kexec events%s)\n", i+1, len(v.Boots), id, b.Records, len(b.Events), current)
 		for _, e := range b.Events {
 			match := Unknown
 			if len(e.Match) > 0 {

@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/handoff"
+	"github.com/kexec-measured/kexec-measured/history"
 	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
@@ -24,15 +26,6 @@ const (
 
 // Unknown is printed for a kexec event that no reference matches.
 const Unknown = "UNKNOWN"
-
-// handoffEvent and handoffText are the kexec-handoff event and the text
-// whose bank hash is its digest (docs/handoff.md).
-// TODO(verify): use eventlog.EventHandoff and handoff.EventText once the
-// handoff branch is merged.
-const (
-	handoffEvent = "kexec-handoff"
-	handoffText  = "kexec-measured handoff v1"
-)
 
 // Input is everything Verify judges.
 type Input struct {
@@ -60,6 +53,10 @@ type Input struct {
 	Ignore []int
 	// Notes are copied into the verdict (where the inputs came from).
 	Notes []string
+	// CurrentBootID is the running boot's ID
+	// (/proc/sys/kernel/random/boot_id), to tell this boot's records from
+	// earlier boots' (history.Group); "" when unknown.
+	CurrentBootID string
 }
 
 // NewInput assembles the Input of a verification from what ReadLog and
@@ -99,6 +96,7 @@ type Verdict struct {
 // Boot is the kexec events of one boot, told apart by content.bootId.
 type Boot struct {
 	BootID  string  `json:"bootId"` // "" for records that carry none
+	Current bool    `json:"current"`
 	Records int     `json:"records"`
 	Events  []Event `json:"events"`
 }
@@ -172,13 +170,16 @@ func (f Finding) String() string {
 
 // Verify replays every PCR of every bank of in.Actual from the firmware
 // log and the userspace records, compares each with its actual value, and
-// matches every kexec event against the references. Everything wrong is a
-// finding in the verdict, never an error: a PCR that differs from its
-// replay (MISMATCH), a PCR away from its reset value without any event
-// (unexplained), events on a PCR without a value to compare (unchecked), a
-// record without a digest for a compared bank, an unknown kexec event, a
-// log that does not parse or was interrupted, a firmware log that is
-// missing or broken.
+// matches every kexec event against the references. The replay and the
+// comparison are package history's (history.NewReport, once per bank with
+// the PCRs that bank has values for); Verify adds what a verdict needs on
+// top: PCRs away from their reset value without any event, ignored and
+// unchecked PCRs, and the matching. Everything wrong is a finding in the
+// verdict, never an error: a PCR that differs from its replay (MISMATCH),
+// a PCR away from its reset value without any event (unexplained), events
+// on a PCR without a value to compare (unchecked), a record without a
+// digest for a compared bank, an unknown kexec event, a log that does not
+// parse or was interrupted, a firmware log that is broken or lacks a bank.
 func Verify(in Input) *Verdict {
 	v := &Verdict{Notes: append([]string{}, in.Notes...), Boots: []Boot{}, PCRs: []PCRRow{}, Findings: []Finding{}}
 	banks := in.Actual.Banks()
@@ -190,27 +191,69 @@ func Verify(in Input) *Verdict {
 	}
 	if in.LogErr != nil {
 		msg := fmt.Sprintf("userspace log: %v", in.LogErr)
-		if !errors.Is(in.LogErr, eventlog.ErrInterrupted) {
+		var re *eventlog.RecordError
+		if errors.As(in.LogErr, &re) {
 			msg += fmt.Sprintf(" (replayed the %d records before it)", len(in.Records))
 		}
 		v.add(Finding{Message: msg})
 	}
 
-	replayed, fwEvents, recordsOn := replay(in, banks, v)
+	var fwEvents, recordsOn [pcr.Count]int
+	if in.Firmware != nil {
+		for _, ev := range in.Firmware.Events() {
+			if ev.Extends() {
+				fwEvents[ev.PCR]++
+			}
+		}
+		for _, h := range banks {
+			if _, err := in.Firmware.Replay([]crypto.Hash{h}); err != nil {
+				bank, _ := pcr.Name(h)
+				v.add(Finding{Bank: bank, Message: fmt.Sprintf("firmware log: %v", err)})
+			}
+		}
+	}
+	for _, r := range in.Records {
+		if pcr.Check(r.PCR) == nil {
+			recordsOn[r.PCR]++
+		}
+	}
+	log := &eventlog.Log{Records: in.Records, Interrupted: errors.Is(in.LogErr, eventlog.ErrInterrupted)}
+	var report *history.Report
 	for _, h := range banks {
 		bank, _ := pcr.Name(h)
+		compared := []int{} // not nil: nil asks history for every PCR with events
 		for i := 0; i < pcr.Count; i++ {
-			row := PCRRow{PCR: i, Bank: bank, Records: recordsOn[i], Replayed: hex.EncodeToString(replayed[h][i])}
-			row.Firmware = fwEvents[i]
+			if !slices.Contains(in.Ignore, i) && in.Actual[h][i] != nil {
+				compared = append(compared, i)
+			}
+		}
+		rep, err := history.NewReport(history.Input{Log: log, Firmware: in.Firmware, CurrentBootID: in.CurrentBootID,
+			Banks: []crypto.Hash{h}, PCRs: compared, TPM: valueReader(in.Actual)})
+		if err != nil { // cannot happen: valueReader has every compared value
+			v.add(Finding{Bank: bank, Message: err.Error()})
+			continue
+		}
+		report = rep
+		checks := map[int]history.PCRCheck{}
+		for _, c := range rep.Checks {
+			checks[c.PCR] = c
+		}
+		for i := 0; i < pcr.Count; i++ {
+			i := i
 			actual := in.Actual[h][i]
+			row := PCRRow{PCR: i, Bank: bank, Firmware: fwEvents[i], Records: recordsOn[i]}
 			if actual != nil {
 				row.Actual = hex.EncodeToString(actual)
 			}
 			events := row.Firmware + row.Records
-			i := i
+			atReset := actual != nil && bytes.Equal(actual, pcr.Initial(h, i))
+			c, compared := checks[i]
+			if compared {
+				row.Replayed = hex.EncodeToString(c.Replayed)
+			}
 			switch {
 			case slices.Contains(in.Ignore, i):
-				if events == 0 && (actual == nil || bytes.Equal(actual, pcr.Initial(h, i))) {
+				if events == 0 && (actual == nil || atReset) {
 					continue
 				}
 				row.Status = StatusIgnored
@@ -222,127 +265,56 @@ func Verify(in Input) *Verdict {
 				if row.Records > 0 {
 					v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("%d record(s) but no PCR value to check them against", row.Records)})
 				}
-			case events == 0 && bytes.Equal(actual, pcr.Initial(h, i)):
+			case events == 0 && atReset:
 				continue
 			case events == 0:
 				row.Status = StatusUnexplained
 				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("unexplained: the PCR holds %x, but no log records an extend of it", actual)})
-			case bytes.Equal(actual, replayed[h][i]):
+			case c.State == history.Match:
 				row.Status = StatusMatch
+			case c.Replayed == nil:
+				row.Status = StatusMismatch
+				v.add(Finding{PCR: &i, Bank: bank, Message: "MISMATCH: " + c.Reason})
 			default:
 				row.Status = StatusMismatch
-				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("MISMATCH: the PCR holds %x, the logs replay to %x (%d firmware event(s), %d record(s))",
-					actual, replayed[h][i], row.Firmware, row.Records)})
+				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("MISMATCH: the PCR holds %x, the logs replay to %x (%d firmware event(s), %d record(s)): %s",
+					actual, c.Replayed, row.Firmware, row.Records, c.Reason)})
 			}
 			v.PCRs = append(v.PCRs, row)
 		}
 	}
 	slices.SortStableFunc(v.PCRs, func(a, b PCRRow) int { return a.PCR - b.PCR })
 
-	v.Boots = boots(in, banks, v)
+	if report == nil {
+		report = &history.Report{Boots: history.Group(history.Entries(in.Records), in.CurrentBootID)}
+	}
+	for _, b := range report.Boots {
+		out := Boot{BootID: b.ID, Current: b.Current, Records: len(b.Entries), Events: []Event{}}
+		for _, e := range b.Entries {
+			if e.ContentType == eventlog.ContentType {
+				out.Events = append(out.Events, matchEvent(in, banks, e.Index, e.Record, v))
+			}
+		}
+		v.Boots = append(v.Boots, out)
+	}
 	v.OK = len(v.Findings) == 0
 	return v
 }
 
 func (v *Verdict) add(f Finding) { v.Findings = append(v.Findings, f) }
 
-// replay returns the replayed value of every PCR of every bank, the
-// number of extending firmware events and of userspace records on each
-// PCR. A bank the firmware log does not carry, or a record without a
-// digest for a bank, is a finding; the bank's PCR is then not extended
-// for it.
-func replay(in Input, banks []crypto.Hash, v *Verdict) (PCRValues, [pcr.Count]int, [pcr.Count]int) {
-	out := PCRValues{}
-	var fw [pcr.Count]int
-	if in.Firmware != nil {
-		for _, ev := range in.Firmware.Events() {
-			if ev.Extends() {
-				fw[ev.PCR]++
-			}
-		}
-	}
-	for _, h := range banks {
-		vals := [pcr.Count][]byte{}
-		for i := range vals {
-			vals[i] = pcr.Initial(h, i)
-		}
-		if in.Firmware != nil {
-			r, err := in.Firmware.Replay([]crypto.Hash{h})
-			if err != nil {
-				bank, _ := pcr.Name(h)
-				v.add(Finding{Bank: bank, Message: fmt.Sprintf("firmware log: %v", err)})
-			} else {
-				vals = r[h]
-			}
-		}
-		out[h] = vals
-	}
-	var on [pcr.Count]int
-	for n, rec := range in.Records {
-		if pcr.Check(rec.PCR) != nil {
-			continue // the reader refuses such records
-		}
-		on[rec.PCR]++
-		for _, h := range banks {
-			sum, err := rec.Sum(h)
-			if err != nil {
-				n, p := n, rec.PCR
-				bank, _ := pcr.Name(h)
-				v.add(Finding{PCR: &p, Bank: bank, Record: &n, Message: err.Error()})
-				continue
-			}
-			vals := out[h]
-			vals[rec.PCR] = pcr.Extend(h, vals[rec.PCR], sum)
-			out[h] = vals
-		}
-	}
-	return out, fw, on
-}
+// valueReader serves PCR values that were read already (or given in a
+// file) to history.NewReport.
+type valueReader PCRValues
 
-// boots groups the records by content.bootId and matches the kexec events.
-// A record without a bootId belongs to the boot of the record before it
-// (or, at the start of the log, of the first record that has one).
-func boots(in Input, banks []crypto.Hash, v *Verdict) []Boot {
-	ids := make([]string, len(in.Records))
-	for i, rec := range in.Records {
-		var c struct {
-			BootID string `json:"bootId"`
-		}
-		if json.Unmarshal(rec.Content, &c) == nil {
-			ids[i] = c.BootID
-		}
+func (r valueReader) ReadPCR(index int, h crypto.Hash) ([]byte, error) {
+	if err := pcr.Check(index); err != nil {
+		return nil, err
 	}
-	last := ""
-	for i := range ids {
-		if ids[i] == "" {
-			ids[i] = last
-		}
-		last = ids[i]
+	if v := r[h][index]; v != nil {
+		return v, nil
 	}
-	first := ""
-	for _, id := range ids {
-		if id != "" {
-			first = id
-			break
-		}
-	}
-	out := []Boot{}
-	for i, rec := range in.Records {
-		id := ids[i]
-		if id == "" {
-			id = first
-		}
-		if len(out) == 0 || out[len(out)-1].BootID != id {
-			out = append(out, Boot{BootID: id, Events: []Event{}})
-		}
-		b := &out[len(out)-1]
-		b.Records++
-		if rec.ContentType != eventlog.ContentType {
-			continue
-		}
-		b.Events = append(b.Events, matchEvent(in, banks, i, rec, v))
-	}
-	return out
+	return nil, fmt.Errorf("verify: no value for PCR %d in bank %v", index, h)
 }
 
 // matchEvent matches one kexec-measured record against the references,
@@ -358,7 +330,7 @@ func matchEvent(in Input, banks []crypto.Hash, i int, rec eventlog.Record, v *Ve
 			sums[h] = s
 		}
 	}
-	if c.Event == handoffEvent {
+	if c.Event == eventlog.EventHandoff {
 		if len(sums) > 0 && isHandoffDigest(sums) {
 			ev.Match = append(ev.Match, "(handoff)")
 			return ev
@@ -376,7 +348,7 @@ func matchEvent(in Input, banks []crypto.Hash, i int, rec eventlog.Record, v *Ve
 		if s, ok := sums[crypto.SHA256]; ok {
 			msg += fmt.Sprintf(" (sha256 %x)", s)
 		}
-		if c.Event == handoffEvent {
+		if c.Event == eventlog.EventHandoff {
 			msg = Unknown + ": the digest is not the handoff's constant"
 		}
 		v.add(Finding{PCR: &p, Record: &i, Event: ev.Describe(), Message: msg})
@@ -387,7 +359,7 @@ func matchEvent(in Input, banks []crypto.Hash, i int, rec eventlog.Record, v *Ve
 func isHandoffDigest(sums map[crypto.Hash][]byte) bool {
 	for h, s := range sums {
 		d := h.New()
-		d.Write([]byte(handoffText))
+		d.Write([]byte(handoff.EventText))
 		if !bytes.Equal(d.Sum(nil), s) {
 			return false
 		}

@@ -233,6 +233,15 @@ func TestVerifyFindings(t *testing.T) {
 			want: []string{"userspace log: SUB:record 3 SUB:truncated record", "PCR 9 sha1: MISMATCH", "PCR 9 sha256: MISMATCH", "PCR 9 sha384: MISMATCH", "PCR 9 sha512: MISMATCH"},
 		},
 		{
+			name: "record without a digest for a bank",
+			change: func(t *testing.T, path string, actual PCRValues, parts []part) (PCRValues, []part, []int) {
+				d := `{"hashAlg":"sha1","digest":"` + hexOf(hashtest.Sum(crypto.SHA1, parts[1].data)) + `"},`
+				writeBytes(t, path, bytes.Replace(readBytes(t, path), []byte(d), nil, 1))
+				return actual, parts, nil
+			},
+			want: []string{"PCR 9 sha1: MISMATCH: record 1 has no sha1 digest"},
+		},
+		{
 			name: "PCR value not given",
 			change: func(t *testing.T, path string, actual PCRValues, parts []part) (PCRValues, []part, []int) {
 				vals := actual[crypto.SHA256]
@@ -270,7 +279,7 @@ func TestVerifyBoots(t *testing.T) {
 	dir := t.TempDir()
 	parts := testParts()
 	second := []part{
-		{eventlog.EventKernel, "vmlinuz", parts[0].data, ""}, // no bootId: the boot before
+		{eventlog.EventKernel, "vmlinuz", parts[0].data, ""}, // no bootId: the boot of the next record that has one
 		{eventlog.EventCmdline, "cmdline", []byte("quiet"), "boot-b"},
 	}
 	all := append(append([]part{}, parts...), second...)
@@ -280,8 +289,8 @@ func TestVerifyBoots(t *testing.T) {
 		t.Fatalf("findings %q", findings(v))
 	}
 	if len(v.Boots) != 2 || v.Boots[0].BootID != "boot-a" || v.Boots[1].BootID != "boot-b" ||
-		len(v.Boots[0].Events) != 5 || len(v.Boots[1].Events) != 1 {
-		t.Fatalf("boots %+v, want boot-a with 5 events and boot-b with 1", v.Boots)
+		len(v.Boots[0].Events) != 4 || len(v.Boots[1].Events) != 2 {
+		t.Fatalf("boots %+v, want boot-a with 4 events and boot-b with 2", v.Boots)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -72,7 +73,14 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	v := verify.Verify(verify.NewInput(actual, log, fw, references, ignored))
+	in := verify.NewInput(actual, log, fw, references, ignored)
+	if *pcrFile == "" {
+		// The live TPM: this machine's boot is the current one.
+		if b, err := os.ReadFile(bootIDPath); err == nil {
+			in.CurrentBootID = strings.TrimSpace(string(b))
+		}
+	}
+	v := verify.Verify(in)
 	if lf.json {
 		err = v.WriteJSON(stdout)
 	} else {
@@ -86,6 +94,9 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// bootIDPath holds the running boot's ID.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // pcrValues reads the PCR values to compare with: from file when one is
 // given, else every PCR of every bank of the TPM spec names.
