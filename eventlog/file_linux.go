@@ -3,6 +3,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -31,24 +32,12 @@ type Log struct {
 // it together with a *RecordError. A missing file gives an error wrapping
 // fs.ErrNotExist; the caller decides whether that means an empty log.
 func ReadFile(path string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	raw, interrupted, err := ReadRaw(path, 1<<62, nil)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: open log for reading: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	if err := flock(f, unix.LOCK_SH); err != nil {
-		return nil, fmt.Errorf("eventlog: lock %s (LOCK_SH): %w", path, err)
-	}
-	defer flock(f, unix.LOCK_UN) //nolint:errcheck // closing the file releases the lock anyway
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("eventlog: stat %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("eventlog: %s is not a regular file (%v)", path, st.Mode().Type())
-	}
-	log := &Log{Path: path, Interrupted: st.Mode()&fs.ModeSticky != 0}
-	log.Records, err = ReadAll(f)
+	log := &Log{Path: path, Interrupted: interrupted}
+	log.Records, err = ReadAll(bytes.NewReader(raw))
 	if err != nil {
 		return log, fmt.Errorf("eventlog: read %s: %w", path, err)
 	}

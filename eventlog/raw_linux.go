@@ -4,8 +4,6 @@ package eventlog
 
 import (
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"syscall"
 
@@ -31,24 +29,5 @@ func ReadRaw(path string, limit int64, during func() error) (raw []byte, interru
 		return nil, false, fmt.Errorf("eventlog: lock %s (LOCK_SH): %w", path, err)
 	}
 	defer flock(f, unix.LOCK_UN) //nolint:errcheck // closing the file releases the lock anyway
-	st, err := f.Stat()
-	if err != nil {
-		return nil, false, fmt.Errorf("eventlog: stat %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, false, fmt.Errorf("eventlog: %s is not a regular file (%v)", path, st.Mode().Type())
-	}
-	raw, err = io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, false, fmt.Errorf("eventlog: read %s: %w", path, err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, false, fmt.Errorf("eventlog: %s is longer than %d bytes", path, limit)
-	}
-	if during != nil {
-		if err := during(); err != nil {
-			return nil, false, err
-		}
-	}
-	return raw, st.Mode()&fs.ModeSticky != 0, nil
+	return readOpened(f, path, limit, during)
 }

@@ -18,33 +18,20 @@ import (
 )
 
 // The verify scenario needs what stage 2 cannot get from its measured
-// initrd: the log of stage 1 (until the handoff carries it), the reference
-// manifests (a component cannot hold its own digest), kexec-measured, and
-// tpm2_pcrread with its libraries. They travel on an NVMe disk (the cloud
-// kernel has the NVMe driver built in): the host writes a tar of the
-// static files at its start, stage 1 writes the log at carryLogOffset,
-// its size in the sector before it.
-const (
-	carryDiskSize  = 160 << 20
-	carryLogOffset = 150 << 20 // bytes; sector carryLogOffset/512 - 1 holds the size
-)
+// initrd: the reference manifests (a component cannot hold its own
+// digest), kexec-measured, and tpm2_pcrread with its libraries. They
+// travel as a tar on an NVMe disk (the cloud kernel has the NVMe driver
+// built in). Stage 1's log comes with the handoff.
+const carryDiskSize = 64 << 20
 
-// stage1CarryLog writes $LOG to the carry disk.
-const stage1CarryLog = `stat -c %s $LOG | dd of=/dev/nvme0n1 bs=512 seek=$((` + "150*2048-1" + `)) count=1 conv=sync 2>/dev/null
-dd if=$LOG of=/dev/nvme0n1 bs=512 seek=$((150*2048)) conv=fsync 2>/dev/null
-sync
-`
-
-// stage2Verify is stage 2's init: it unpacks the carry disk, puts stage
-// 1's log in place and runs the verifications; ALTER is replaced by a sed
-// expression that alters one digest of the log.
+// stage2Verify is stage 2's init: it unpacks the carry disk, imports the
+// handoff (stage 1's log) and runs the verifications; ALTER is replaced by
+// a sed expression that alters one digest of the log.
 const stage2Verify = guestPrelude + `km stage2
 mkdir -p /carry && tar -x -f /dev/nvme0n1 -C /carry
-n=$(dd if=/dev/nvme0n1 bs=512 skip=$((150*2048-1)) count=1 2>/dev/null | tr -d '\0\n ')
-dd if=/dev/nvme0n1 bs=512 skip=$((150*2048)) 2>/dev/null | head -c "$n" > $LOG
-chmod 600 $LOG
 mount -t securityfs securityfs /sys/kernel/security
 KM=/carry/bin/kexec-measured
+run import $KM log import
 vrun() { n=$1; shift; "$@" > /tmp/$n.out 2>/tmp/$n.err; km rc $n $?; dump $n /tmp/$n.out; dump $n.err /tmp/$n.err; }
 vrun ok $KM verify --json --reference /carry/refs/all
 vrun ok-text $KM verify --reference /carry/refs/all
@@ -59,8 +46,8 @@ finish
 `
 
 // TestVerifyAfterKexec: references built on the host with `reference`;
-// stage 1 measures and loads a kernel with three components and executes
-// it; in stage 2 `verify` against the live TPM exits 0 and names every
+// stage 1 measures and loads a kernel with three components (and the
+// handoff) and executes it; stage 2 imports the handoff, and `verify` against the live TPM exits 0 and names every
 // component; without one component's reference it exits 1 naming that
 // event; with a record altered (one bank's digest) it exits 1 naming PCR 9
 // and that bank; tpm2_pcrread's output via --pcrs gives the live TPM's
@@ -100,7 +87,7 @@ func TestVerifyAfterKexec(t *testing.T) {
 		"refs/missing.json":    missingRef,
 	})
 	load := "kexec-measured -l /stage2/vmlinuz " + initrdArgs(comps) + " --append '" + stage2Cmdline + "'"
-	script := fmt.Sprintf("run load %s\n%srun exec kexec-measured -e\nkm exec-returned\n", load, stage1CarryLog)
+	script := fmt.Sprintf("run load %s\nrun exec kexec-measured -e\nkm exec-returned\n", load)
 	initrd := stage1{Components: comps, Script: script}.build(t, e, dir)
 	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: stage1Cmdline, TPM: tpm, Extra: []string{
 		"-drive", "file=" + disk + ",if=none,id=carry,format=raw", "-device", "nvme,serial=carry,drive=carry",
@@ -116,7 +103,10 @@ func TestVerifyAfterKexec(t *testing.T) {
 	t.Logf("verify in stage 2:\n%s", text)
 
 	ok := verdictOf(t, c, "ok", 0)
-	want := []string{"debian-6.1", "fw.cpio", "modules.cpio.gz", "extra.cpio.zst", "cmdline"}
+	if rc := c.RC(t, "import"); rc != 0 {
+		t.Fatalf("log import in stage 2: exit %d", rc)
+	}
+	want := []string{"debian-6.1", "fw.cpio", "modules.cpio.gz", "extra.cpio.zst", "(handoff)", "cmdline"}
 	var events []verify.Event
 	for _, b := range ok.Boots {
 		events = append(events, b.Events...)
@@ -242,8 +232,8 @@ func carryDisk(t *testing.T, e *env, dir string, files map[string][]byte) string
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b.Len() > carryLogOffset-512 {
-		t.Fatalf("carry tar of %d bytes overlaps the log at %d", b.Len(), carryLogOffset)
+	if b.Len() > carryDiskSize {
+		t.Fatalf("carry tar of %d bytes is larger than the disk (%d)", b.Len(), carryDiskSize)
 	}
 	p := filepath.Join(dir, "carry.img")
 	f, err := os.Create(p)

@@ -3,10 +3,14 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/handoff"
+	"github.com/kexec-measured/kexec-measured/tpm"
+	"github.com/kexec-measured/kexec-measured/verify"
 )
 
 // logFlags are the flags the subcommands that read the logs share: --tpm,
@@ -34,17 +38,46 @@ func (f *logFlags) logPath() string {
 	return eventlog.DefaultPath(os.Getenv)
 }
 
-// firmwareCopyPath is where `log import` keeps the firmware log a handoff
-// brought (docs/handoff.md).
-const firmwareCopyPath = "/run/log/kexec-measured/binary_bios_measurements"
-
 // firmwareLogPaths returns the firmware logs to try, in order: --firmware-log
 // alone when it is given, else sysfs and then the handoff's copy.
 func (f *logFlags) firmwareLogPaths() []string {
 	if f.firmwareLog != "" {
 		return []string{f.firmwareLog}
 	}
-	return []string{eventlog.FirmwareLogPath, firmwareCopyPath}
+	return []string{eventlog.FirmwareLogPath, handoff.FirmwareCopyPath}
+}
+
+// readState reads what verify and export judge: the userspace log and,
+// under its lock, the PCR values (of pcrFile when given, else of the
+// TPM), then the firmware log.
+func (f *logFlags) readState(pcrFile string) (verify.PCRValues, *verify.Log, *verify.Firmware, error) {
+	var actual verify.PCRValues
+	log, err := verify.ReadLog(f.logPath(), func() (err error) {
+		actual, err = pcrValues(pcrFile, f.tpm)
+		return err
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fw, err := verify.ReadFirmware(f.firmwareLogPaths())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return actual, log, fw, nil
+}
+
+// pcrValues reads the PCR values to compare with: from file when one is
+// given, else every PCR of every bank of the TPM spec names.
+func pcrValues(file, spec string) (verify.PCRValues, error) {
+	if file != "" {
+		return verify.ReadPCRFile(file)
+	}
+	t, err := tpm.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w (use --pcrs FILE to verify without a TPM)", err)
+	}
+	defer t.Close()
+	return t.ReadAll()
 }
 
 // parseInterspersed parses args with fs, allowing options after operands

@@ -48,15 +48,7 @@ func runExport(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	var actual verify.PCRValues
-	log, err := verify.ReadLog(lf.logPath(), func() (err error) {
-		actual, err = pcrValues("", lf.tpm)
-		return err
-	})
-	if err != nil {
-		return fail(err)
-	}
-	fw, err := verify.ReadFirmware(lf.firmwareLogPaths())
+	actual, log, fw, err := lf.readState("")
 	if err != nil {
 		return fail(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/pcr"
-	"github.com/kexec-measured/kexec-measured/tpm"
 	"github.com/kexec-measured/kexec-measured/verify"
 )
 
@@ -60,16 +59,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	// The PCRs are read under the log's lock, so that they belong to it.
-	var actual verify.PCRValues
-	log, err := verify.ReadLog(lf.logPath(), func() (err error) {
-		actual, err = pcrValues(*pcrFile, lf.tpm)
-		return err
-	})
-	if err != nil {
-		return fail(err)
-	}
-	fw, err := verify.ReadFirmware(lf.firmwareLogPaths())
+	actual, log, fw, err := lf.readState(*pcrFile)
 	if err != nil {
 		return fail(err)
 	}
@@ -97,20 +87,6 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 
 // bootIDPath holds the running boot's ID.
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
-
-// pcrValues reads the PCR values to compare with: from file when one is
-// given, else every PCR of every bank of the TPM spec names.
-func pcrValues(file, spec string) (verify.PCRValues, error) {
-	if file != "" {
-		return verify.ReadPCRFile(file)
-	}
-	t, err := tpm.Open(spec)
-	if err != nil {
-		return nil, fmt.Errorf("%w (use --pcrs FILE to verify without a TPM)", err)
-	}
-	defer t.Close()
-	return t.ReadAll()
-}
 
 // parsePCRList parses "10,11" (white space around a number is ignored; an
 // empty list is none).
