@@ -215,6 +215,7 @@ func (s *swtpm) Stop(t *testing.T) {
 type vm struct {
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
+	timeout time.Duration
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -229,6 +230,9 @@ type vmConfig struct {
 	TPM     *swtpm
 	Memory  string   // e.g. "1G"; default 1G
 	Extra   []string // more QEMU arguments (e.g. a disk)
+	// Timeout bounds the run; default vmTimeout. A scenario that boots
+	// twice and does much in a guest under TCG wants more.
+	Timeout time.Duration
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
@@ -255,8 +259,12 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 			"-device", "tpm-tis,tpmdev=tpm0")
 	}
 	args = append(args, cfg.Extra...)
-	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
-	v := &vm{cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = vmTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
@@ -359,8 +367,8 @@ func (v *vm) Wait(t *testing.T) *console {
 	t.Helper()
 	select {
 	case <-v.exited:
-	case <-time.After(vmTimeout):
-		t.Fatalf("QEMU still running after %v", vmTimeout)
+	case <-time.After(v.timeout):
+		t.Fatalf("QEMU still running after %v", v.timeout)
 	}
 	var ee *exec.ExitError
 	if v.waitErr != nil && !errors.As(v.waitErr, &ee) {

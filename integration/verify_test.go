@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kexec-measured/kexec-measured/verify"
 )
@@ -29,6 +30,7 @@ const carryDiskSize = 64 << 20
 // a sed expression that alters one digest of the log.
 const stage2Verify = guestPrelude + `km stage2
 mkdir -p /carry && tar -x -f /dev/nvme0n1 -C /carry
+km carry-unpacked
 mount -t securityfs securityfs /sys/kernel/security
 KM=/carry/bin/kexec-measured
 run import $KM log import
@@ -89,7 +91,7 @@ func TestVerifyAfterKexec(t *testing.T) {
 	load := "kexec-measured -l /stage2/vmlinuz " + initrdArgs(comps) + " --append '" + stage2Cmdline + "'"
 	script := fmt.Sprintf("run load %s\nrun exec kexec-measured -e\nkm exec-returned\n", load)
 	initrd := stage1{Components: comps, Script: script}.build(t, e, dir)
-	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: stage1Cmdline, TPM: tpm, Extra: []string{
+	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: stage1Cmdline, TPM: tpm, Timeout: 8 * time.Minute, Extra: []string{
 		"-drive", "file=" + disk + ",if=none,id=carry,format=raw", "-device", "nvme,serial=carry,drive=carry",
 	}})
 
