@@ -132,12 +132,12 @@ func TestPackageContents(t *testing.T) {
 	d := packages(t)
 	main := contents(t, d.main)
 	for path, mode := range map[string]string{
-		"/usr/sbin/kexec-measured":                             "-rwxr-xr-x",
-		"/usr/share/man/man8/kexec-measured.8.gz":              "-rw-r--r--",
+		"/usr/sbin/kexec-measured":                              "-rwxr-xr-x",
+		"/usr/share/man/man8/kexec-measured.8.gz":               "-rw-r--r--",
 		"/usr/share/bash-completion/completions/kexec-measured": "-rw-r--r--",
-		"/usr/share/doc/kexec-measured/copyright":              "-rw-r--r--",
-		"/usr/share/doc/kexec-measured/changelog.gz":           "-rw-r--r--",
-		"/usr/share/lintian/overrides/kexec-measured":          "-rw-r--r--",
+		"/usr/share/doc/kexec-measured/copyright":               "-rw-r--r--",
+		"/usr/share/doc/kexec-measured/changelog.gz":            "-rw-r--r--",
+		"/usr/share/lintian/overrides/kexec-measured":           "-rw-r--r--",
 	} {
 		if e, ok := main[path]; !ok || e.mode != mode {
 			t.Errorf("kexec-measured: %s: %+v, want mode %s", path, e, mode)
@@ -235,7 +235,7 @@ func fakeKexecTools(t *testing.T, kexecPath string) string {
 	t.Helper()
 	root := t.TempDir()
 	for path, data := range map[string]string{
-		kexecPath:                          "#!/bin/sh\necho kexec-tools\n",
+		kexecPath:                        "#!/bin/sh\necho kexec-tools\n",
 		"/usr/share/man/man8/kexec.8.gz": "kexec-tools' page",
 		"/DEBIAN/control":                "Package: kexec-tools\nVersion: 1:2.0.25-3\nArchitecture: all\nMaintainer: test <test@users.noreply.github.com>\nDescription: stand-in for the test\n stand-in\n",
 	} {
