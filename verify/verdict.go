@@ -239,48 +239,8 @@ func Verify(in Input) *Verdict {
 			checks[c.PCR] = c
 		}
 		for i := 0; i < pcr.Count; i++ {
-			i := i
-			actual := in.Actual[h][i]
-			row := PCRRow{PCR: i, Bank: bank, Firmware: fwEvents[i], Records: recordsOn[i]}
-			if actual != nil {
-				row.Actual = hex.EncodeToString(actual)
-			}
-			events := row.Firmware + row.Records
-			atReset := actual != nil && bytes.Equal(actual, pcr.Initial(h, i))
 			c, compared := checks[i]
-			if compared {
-				row.Replayed = hex.EncodeToString(c.Replayed)
-			}
-			switch {
-			case slices.Contains(in.Ignore, i):
-				if events == 0 && (actual == nil || atReset) {
-					continue
-				}
-				row.Status = StatusIgnored
-			case actual == nil:
-				if events == 0 {
-					continue
-				}
-				row.Status = StatusUnchecked
-				if row.Records > 0 {
-					v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("%d record(s) but no PCR value to check them against", row.Records)})
-				}
-			case events == 0 && atReset:
-				continue
-			case events == 0:
-				row.Status = StatusUnexplained
-				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("unexplained: the PCR holds %x, but no log records an extend of it", actual)})
-			case c.State == history.Match:
-				row.Status = StatusMatch
-			case c.Replayed == nil:
-				row.Status = StatusMismatch
-				v.add(Finding{PCR: &i, Bank: bank, Message: "MISMATCH: " + c.Reason})
-			default:
-				row.Status = StatusMismatch
-				v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("MISMATCH: the PCR holds %x, the logs replay to %x (%d firmware event(s), %d record(s)): %s",
-					actual, c.Replayed, row.Firmware, row.Records, c.Reason)})
-			}
-			v.PCRs = append(v.PCRs, row)
+			v.addRow(in, h, i, c, compared, fwEvents[i], recordsOn[i])
 		}
 	}
 	slices.SortStableFunc(v.PCRs, func(a, b PCRRow) int { return a.PCR - b.PCR })
@@ -302,6 +262,53 @@ func Verify(in Input) *Verdict {
 }
 
 func (v *Verdict) add(f Finding) { v.Findings = append(v.Findings, f) }
+
+// addRow adds the row of PCR i in bank h, and its finding if any. c is
+// history's check of it when compared; fwEvents and records count the
+// events on the PCR.
+func (v *Verdict) addRow(in Input, h crypto.Hash, i int, c history.PCRCheck, compared bool, fwEvents, records int) {
+	bank, _ := pcr.Name(h)
+	actual := in.Actual[h][i]
+	row := PCRRow{PCR: i, Bank: bank, Firmware: fwEvents, Records: records}
+	if actual != nil {
+		row.Actual = hex.EncodeToString(actual)
+	}
+	events := row.Firmware + row.Records
+	atReset := actual != nil && bytes.Equal(actual, pcr.Initial(h, i))
+	if compared {
+		row.Replayed = hex.EncodeToString(c.Replayed)
+	}
+	switch {
+	case slices.Contains(in.Ignore, i):
+		if events == 0 && (actual == nil || atReset) {
+			return
+		}
+		row.Status = StatusIgnored
+	case actual == nil:
+		if events == 0 {
+			return
+		}
+		row.Status = StatusUnchecked
+		if row.Records > 0 {
+			v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("%d record(s) but no PCR value to check them against", row.Records)})
+		}
+	case events == 0 && atReset:
+		return
+	case events == 0:
+		row.Status = StatusUnexplained
+		v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("unexplained: the PCR holds %x, but no log records an extend of it", actual)})
+	case c.State == history.Match:
+		row.Status = StatusMatch
+	case c.Replayed == nil:
+		row.Status = StatusMismatch
+		v.add(Finding{PCR: &i, Bank: bank, Message: "MISMATCH: " + c.Reason})
+	default:
+		row.Status = StatusMismatch
+		v.add(Finding{PCR: &i, Bank: bank, Message: fmt.Sprintf("MISMATCH: the PCR holds %x, the logs replay to %x (%d firmware event(s), %d record(s)): %s",
+			actual, c.Replayed, row.Firmware, row.Records, c.Reason)})
+	}
+	v.PCRs = append(v.PCRs, row)
+}
 
 // valueReader serves PCR values that were read already (or given in a
 // file) to history.NewReport.
