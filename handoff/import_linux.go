@@ -82,9 +82,9 @@ func importLog(h *Handoff, logPath string) (already bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("handoff: read %s: %w", logPath, err)
 	}
-	merged, already, err := Merge(h.Log, current)
-	if err != nil || already {
-		return already, err
+	merged, already := mergeChecked(h.Log, current) // Import checked h.Log
+	if already {
+		return true, nil
 	}
 	if err := w.BeginWrite(); err != nil {
 		return false, fmt.Errorf("handoff: %w", err)
