@@ -91,7 +91,9 @@ func newEnv() (*env, error) {
 // buildBinary builds ./cmd/kexec-measured statically (CGO_ENABLED=0) into
 // out.
 func buildBinary(out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/kexec-measured")
+	// Stripped (-s -w): the chain scenario carries the binary into later
+	// boots, and every byte is hashed in four banks under TCG.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kexec-measured")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -213,9 +215,9 @@ func (s *swtpm) Stop(t *testing.T) {
 
 // vm is one QEMU guest whose serial console the test reads line by line.
 type vm struct {
+	timeout time.Duration
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
-	timeout time.Duration
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -230,8 +232,8 @@ type vmConfig struct {
 	TPM     *swtpm
 	Memory  string   // e.g. "1G"; default 1G
 	Extra   []string // more QEMU arguments (e.g. a disk)
-	// Timeout bounds the run; default vmTimeout. A scenario that boots
-	// twice and does much in a guest under TCG wants more.
+	// Timeout bounds the whole run (every kexec'd boot included); default
+	// vmTimeout.
 	Timeout time.Duration
 }
 
@@ -264,7 +266,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		timeout = vmTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
+	v := &vm{timeout: timeout, cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
