@@ -4,12 +4,14 @@ package loader
 
 import (
 	"crypto"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/loader/loadertest"
+	"github.com/kexec-measured/kexec-measured/segments"
 )
 
 // BenchmarkLoadFiles loads (dry run, fake seam) and digests the files named
@@ -77,5 +79,70 @@ func BenchmarkBankParallelism(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchFiles returns the files of $KEXEC_MEASURED_BENCH_FILES, or one
+// 64 MiB file of random bytes, and their total size.
+func benchFiles(b *testing.B) ([]string, int64) {
+	var files []string
+	if list := os.Getenv("KEXEC_MEASURED_BENCH_FILES"); list != "" {
+		files = strings.Split(list, ":")
+	} else {
+		f := b.TempDir() + "/random"
+		if err := os.WriteFile(f, randomBytes(b, 64<<20), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		files = []string{f}
+	}
+	var total int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += fi.Size()
+	}
+	return files, total
+}
+
+// BenchmarkPipeline copies the files into memfds and digests them with two
+// and with four banks: pipelined at several chunk sizes (copyAndDigest, as
+// loads do), and "sequential", copying everything first and then digesting
+// the whole components (as --split-initrd does, and as loads did before).
+// It reports the throughput over the input bytes.
+func BenchmarkPipeline(b *testing.B) {
+	files, total := benchFiles(b)
+	kernel := b.TempDir() + "/vmlinuz"
+	os.WriteFile(kernel, []byte("kernel"), 0o644)
+	for _, banks := range [][]crypto.Hash{{crypto.SHA1, crypto.SHA256}, {crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}} {
+		for _, chunk := range []int64{256 << 10, 1 << 20, pipeChunk, 8 << 20, 0} {
+			name := fmt.Sprintf("banks=%d/chunk=%dKiB", len(banks), chunk>>10)
+			if chunk == 0 {
+				name = fmt.Sprintf("banks=%d/sequential", len(banks))
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(total)
+				for range b.N {
+					copyBanks := banks
+					if chunk == 0 {
+						copyBanks = nil
+					}
+					im, err := readInputs(kernel, files, copyBanks, pipeline{chunk: chunk})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if chunk == 0 {
+						if err := im.addMeasurements(false, segments.Limits{}, nil); err != nil {
+							b.Fatal(err)
+						}
+						if err := digestAll(im.Measurements, banks); err != nil {
+							b.Fatal(err)
+						}
+					}
+					im.Close()
+				}
+			})
+		}
 	}
 }

@@ -155,7 +155,8 @@ func seal(f *os.File) error {
 // opened for reading can never be made writable (mprotect), and it does
 // not count as a writable shared mapping, so F_SEAL_WRITE can be added
 // while it exists (Linux before 6.7 refuses the seal with EBUSY
-// otherwise). The mapping may be longer than f is yet: only the bytes
+// otherwise). Without /proc this fails, before anything is measured. The
+// mapping may be longer than f is yet: only the bytes
 // already written may be read. A zero size gives an empty slice and no
 // mapping.
 func mapReadOnly(f *os.File, size int64) ([]byte, error) {
@@ -167,7 +168,7 @@ func mapReadOnly(f *os.File, size int64) ([]byte, error) {
 	}
 	ro, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	if err != nil {
-		return nil, fmt.Errorf("opening %s read-only: %w", f.Name(), err)
+		return nil, fmt.Errorf("opening %s read-only through /proc (is /proc mounted?): %w", f.Name(), err)
 	}
 	defer ro.Close()
 	b, err := unix.Mmap(int(ro.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
