@@ -66,6 +66,11 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
+		if req.InitrdOut != "" {
+			if err := loader.CheckOutput(req.InitrdOut); err != nil {
+				return exitRefused, err
+			}
+		}
 		m, err := openMeasurer(o, e, l, stderr)
 		if err != nil {
 			return exitStatus(err), err
