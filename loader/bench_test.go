@@ -14,24 +14,11 @@ import (
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
-// BenchmarkLoadFiles loads (dry run, fake seam) and digests the files named
-// in $KEXEC_MEASURED_BENCH_FILES (colon-separated; bench/hash.sh sets it)
-// with the sha1 and sha256 banks, and reports the throughput and the Go
+// BenchmarkLoadFiles loads (dry run, fake seam) and digests the files of
+// benchFiles with the sha1 and sha256 banks, and reports the throughput and the Go
 // heap allocated per load.
 func BenchmarkLoadFiles(b *testing.B) {
-	list := os.Getenv("KEXEC_MEASURED_BENCH_FILES")
-	if list == "" {
-		b.Skip("set KEXEC_MEASURED_BENCH_FILES (bench/hash.sh does)")
-	}
-	files := strings.Split(list, ":")
-	var total int64
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += fi.Size()
-	}
+	files, total := benchFiles(b)
 	kernel := b.TempDir() + "/vmlinuz"
 	os.WriteFile(kernel, []byte("kernel"), 0o644)
 	l := &Loader{Sys: loadertest.NewSys(b), DryRun: true, Banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
@@ -82,8 +69,9 @@ func BenchmarkBankParallelism(b *testing.B) {
 	}
 }
 
-// benchFiles returns the files of $KEXEC_MEASURED_BENCH_FILES, or one
-// 64 MiB file of random bytes, and their total size.
+// benchFiles returns the files named in $KEXEC_MEASURED_BENCH_FILES
+// (colon-separated; bench/hash.sh sets it), or one 64 MiB file of random
+// bytes, and their total size.
 func benchFiles(b *testing.B) ([]string, int64) {
 	var files []string
 	if list := os.Getenv("KEXEC_MEASURED_BENCH_FILES"); list != "" {

@@ -131,22 +131,7 @@ func TestLoaderInputChecks(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatal("Run blocked")
 			}
-			if err == nil {
-				t.Fatal("Run succeeded")
-			}
-			if !errors.Is(err, tt.wantIs) {
-				t.Errorf("error %v is not %v", err, tt.wantIs)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error %q does not say %q", err, tt.wantText)
-			}
-			var ie *InputError
-			if tt.wantPath != "" && (!errors.As(err, &ie) || ie.Path != tt.wantPath) {
-				t.Errorf("error %v does not name %s", err, tt.wantPath)
-			}
-			if len(sys.Calls) != 0 {
-				t.Errorf("calls made: %s", sys.CallString())
-			}
+			checkRefused(t, err, sys, tt.wantIs, tt.wantText, tt.wantPath)
 		})
 	}
 
@@ -167,6 +152,29 @@ func TestLoaderInputChecks(t *testing.T) {
 			t.Fatalf("%d events with MaxEvents %d: %v", len(req.Initrds)+2, max, err)
 		}
 		res.Image.Close()
+	}
+}
+
+// checkRefused checks that err refused a request: it is wantIs, says
+// wantText, names wantPath (unless empty) in an *InputError, and no call
+// of the seam (extend, log, kexec_file_load) was made.
+func checkRefused(t *testing.T, err error, sys *loadertest.Sys, wantIs error, wantText, wantPath string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("Run succeeded")
+	}
+	if !errors.Is(err, wantIs) {
+		t.Errorf("error %v is not %v", err, wantIs)
+	}
+	if !strings.Contains(err.Error(), wantText) {
+		t.Errorf("error %q does not say %q", err, wantText)
+	}
+	var ie *InputError
+	if wantPath != "" && (!errors.As(err, &ie) || ie.Path != wantPath) {
+		t.Errorf("error %v does not name %s", err, wantPath)
+	}
+	if len(sys.Calls) != 0 {
+		t.Errorf("calls made despite the refusal: %s", sys.CallString())
 	}
 }
 
