@@ -178,15 +178,6 @@ func mapReadOnly(f *os.File, size int64) ([]byte, error) {
 	return b, nil
 }
 
-// populate maps in the pages of b (a chunk just written) ahead of the
-// hashing, with one call instead of a page fault per 16 pages; an error
-// (MADV_POPULATE_READ is Linux 5.14) only leaves the faults to the readers.
-func populate(b []byte) {
-	if len(b) > 0 {
-		unix.Madvise(b, unix.MADV_POPULATE_READ)
-	}
-}
-
 func unmap(b []byte) error {
 	if b == nil {
 		return nil

@@ -20,7 +20,6 @@ func copyRange(dst, src *os.File, off, n int64, _ *[]byte) (int64, error) {
 func writeZeros(*os.File, int64) error            { return errors.ErrUnsupported }
 func seal(*os.File) error                         { return errors.ErrUnsupported }
 func mapReadOnly(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
-func populate([]byte)                             {}
 func checkEnd(*os.File, int64) error              { return errors.ErrUnsupported }
 func unmap([]byte) error                          { return nil }
 func copyOut(string, *os.File, int64) error       { return errors.ErrUnsupported }

@@ -125,7 +125,6 @@ func (p pipeline) copyInputs(inputs []input, copied func(chunk)) error {
 					return &InputError{Path: in.path, Err: err}
 				}
 			}
-			populate(c.data)
 			copied(c)
 			off += n
 			if c.last {
