@@ -18,6 +18,7 @@ var (
 	ErrNoFixedSize      = errors.New("loader: not a file with a fixed size")
 	ErrSizeChanged      = errors.New("loader: the file changed size while it was read")
 	ErrTooManyEvents    = errors.New("loader: too many events for one load")
+	ErrTooLarge         = errors.New("loader: too large for kexec_file_load")
 	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
 )

@@ -70,7 +70,8 @@ func align4(n int64) int64 { return (n + 3) &^ 3 }
 // CheckInputs checks, without reading more than their ends, that the
 // kernel and every initrd component can be opened for reading, are regular
 // files and end where fstat says (a file of /proc that says 0 bytes and has
-// content is refused: ErrNoFixedSize), and that the kernel is not empty.
+// content is refused: ErrNoFixedSize), that the kernel is not empty, and
+// that neither it nor the concatenated initrd is larger than MaxInputSize.
 // Errors: ErrNoKernel, or an *InputError naming the file.
 func CheckInputs(kernel string, initrds []string) error {
 	files, err := openInputs(kernel, initrds)
@@ -86,6 +87,7 @@ func openInputs(kernel string, initrds []string) ([]*os.File, error) {
 	}
 	paths := append([]string{kernel}, initrds...)
 	files := make([]*os.File, 0, len(paths))
+	var initrdEnd int64
 	for i, p := range paths {
 		f, size, err := openInput(p)
 		if err != nil {
@@ -97,9 +99,26 @@ func openInputs(kernel string, initrds []string) ([]*os.File, error) {
 			closeAll(files)
 			return nil, &InputError{Path: p, Err: ErrEmptyKernel}
 		}
+		if i > 0 {
+			initrdEnd = align4(initrdEnd) + size
+		}
+		if i == 0 && size > MaxInputSize {
+			closeAll(files)
+			return nil, &InputError{Path: p, Err: fmt.Errorf("%w: %d bytes; kexec_file_load reads a kernel of at most %d bytes", ErrTooLarge, size, int64(MaxInputSize))}
+		}
+		if i > 0 && (size > MaxInputSize || initrdEnd > MaxInputSize) {
+			closeAll(files)
+			return nil, &InputError{Path: p, Err: fmt.Errorf("%w: with it the concatenated initrd would be at least %d bytes; kexec_file_load reads at most %d bytes", ErrTooLarge, max(size, initrdEnd), int64(MaxInputSize))}
+		}
 	}
 	return files, nil
 }
+
+// MaxInputSize is the largest kernel, and the largest concatenated initrd,
+// that kexec_file_load reads: KEXEC_FILE_SIZE_MAX, 4 GiB. Larger inputs are
+// refused before anything is read (a file like /proc/kcore says it is 128
+// TiB).
+const MaxInputSize = 4 << 30
 
 // CheckOutput checks that path, where the concatenated initrd is to be
 // written (--initrd-out), is a regular file or does not exist yet: a FIFO

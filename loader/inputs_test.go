@@ -50,6 +50,16 @@ func TestLoaderInputChecks(t *testing.T) {
 			}
 		}
 	}
+	huge := dir + "/huge.img" // sparse: one byte over the limit
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, MaxInputSize+1); err != nil {
+		t.Fatal(err)
+	}
+	half := dir + "/half.img" // two of these, aligned: over the limit
+	os.WriteFile(half, nil, 0o644)
+	os.Truncate(half, MaxInputSize/2+1)
 	var members bytes.Buffer // 1100 gzip members: 1100 segments
 	for range 1100 {
 		zw := gzip.NewWriter(&members)
@@ -92,6 +102,15 @@ func TestLoaderInputChecks(t *testing.T) {
 			req:        Request{Load: true, Kernel: kernel, Initrds: []string{big}},
 			afterChunk: afterFirst(func() error { return os.Truncate(big, pipeChunk+10) }),
 			wantIs:     ErrSizeChanged, wantText: "ended after 2097162 of the 6291556 bytes", wantPath: big},
+		{name: "kernel over 4 GiB",
+			req:    Request{Load: true, Kernel: huge},
+			wantIs: ErrTooLarge, wantText: "4294967297 bytes; kexec_file_load reads a kernel of at most 4294967296", wantPath: huge},
+		{name: "component over 4 GiB",
+			req:    Request{Load: true, Kernel: kernel, Initrds: []string{huge}},
+			wantIs: ErrTooLarge, wantText: "at least 4294967297 bytes", wantPath: huge},
+		{name: "components together over 4 GiB",
+			req:    Request{Load: true, Kernel: kernel, Initrds: []string{small, half, half}},
+			wantIs: ErrTooLarge, wantText: "at least 4294967305 bytes", wantPath: half},
 		{name: "--initrd-out to a FIFO",
 			req:    Request{Load: true, Kernel: kernel, Initrds: []string{small}, InitrdOut: fifo},
 			wantIs: ErrNotRegular, wantText: "a FIFO", wantPath: fifo},
