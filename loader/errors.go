@@ -19,7 +19,7 @@ var (
 	ErrSizeChanged      = errors.New("loader: the file changed size while it was read")
 	ErrTooManyEvents    = errors.New("loader: too many events for one load")
 	ErrTooLarge         = errors.New("loader: too large for kexec_file_load")
-	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
+	ErrNothingLoaded    = errors.New("loader: Nothing has been loaded!") // kexec-tools' words after the prefix
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
 )
 
