@@ -22,7 +22,7 @@ import (
 
 const logUsage = `usage: kexec-measured log [--json] [--pcr N] [--firmware] [--tpm SPEC] [--log PATH] [--firmware-log FILE] [--handoff DIR]
        kexec-measured log import [--handoff DIR] [--log PATH]
-       kexec-measured log refresh [--log PATH]
+       kexec-measured log refresh [--state FILE]
 
 Shows the whole measured history of this machine since its TPM was reset:
 the firmware log's events per PCR (every event with --firmware), each boot's
