@@ -24,6 +24,7 @@ type options struct {
 	kernelType   string
 
 	tpm        string
+	tpmSet     bool // --tpm was given (predict reads the TPM only when asked or by default)
 	requireTPM bool
 	pcr        int
 	logPath    string
@@ -90,7 +91,7 @@ func optSpecs() []optSpec {
 		{"command-line", 0, true, setAppend},
 		{"reuse-cmdline", 0, false, func(o *options, _ string) error { o.reuseCmdline = true; return nil }},
 
-		{"tpm", 0, true, func(o *options, v string) error { o.tpm = v; return nil }},
+		{"tpm", 0, true, func(o *options, v string) error { o.tpm, o.tpmSet = v, true; return nil }},
 		{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
 		{"pcr", 0, true, func(o *options, v string) error {
 			n, err := strconv.Atoi(v)
@@ -120,13 +121,20 @@ func addInitrd(o *options, v string) error {
 // setAppend: as in kexec-tools, a later --append replaces an earlier one.
 func setAppend(o *options, v string) error { o.appendLine = v; return nil }
 
-// parseArgs parses args (without the program name) the way kexec-tools'
+// parseArgs parses args (without the program name) in kexec(8) syntax; see
+// parseArgsWith.
+func parseArgs(args []string) (*options, error) { return parseArgsWith(args, nil) }
+
+// parseArgsWith parses args (without the program name) the way kexec-tools'
 // getopt_long does: options and operands may be mixed, "--" ends the
 // options, long options take "=value" or the next argument and may be
 // abbreviated to a unique prefix, short options may be grouped ("-lx") and
 // take their value attached or as the next argument. The kernel is the
-// first operand.
-func parseArgs(args []string) (*options, error) {
+// first operand. extra are more options (a subcommand's own, such as
+// predict's) that parse alongside kexec(8)'s, so that a subcommand that
+// takes a load's arguments parses them exactly as the load does.
+func parseArgsWith(args []string, extra []optSpec) (*options, error) {
+	specs := append(optSpecs(), extra...)
 	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
 	var operands []string
 	for i := 0; i < len(args); i++ {
@@ -144,7 +152,7 @@ func parseArgs(args []string) (*options, error) {
 			i = len(args)
 		case strings.HasPrefix(a, "--"):
 			name, val, hasVal := strings.Cut(a[2:], "=")
-			spec, err := lookupLong(name)
+			spec, err := lookupLong(specs, name)
 			if err != nil {
 				return nil, err
 			}
@@ -161,7 +169,7 @@ func parseArgs(args []string) (*options, error) {
 			}
 		case len(a) > 1 && a[0] == '-':
 			for j := 1; j < len(a); j++ {
-				spec := lookupShort(a[j])
+				spec := lookupShort(specs, a[j])
 				if spec == nil {
 					return nil, usagef("invalid option -- '%c'", a[j])
 				}
@@ -216,10 +224,10 @@ func parseArgs(args []string) (*options, error) {
 	return o, nil
 }
 
-// lookupLong finds a long option by its name or a unique prefix of it.
-func lookupLong(name string) (*optSpec, error) {
+// lookupLong finds a long option of specs by its name or a unique prefix
+// of it.
+func lookupLong(specs []optSpec, name string) (*optSpec, error) {
 	var found []*optSpec
-	specs := optSpecs()
 	for i := range specs {
 		s := &specs[i]
 		if s.long == name {
@@ -242,8 +250,7 @@ func lookupLong(name string) (*optSpec, error) {
 	return nil, usagef("option '--%s' is ambiguous; possibilities: %s", name, strings.Join(names, " "))
 }
 
-func lookupShort(c byte) *optSpec {
-	specs := optSpecs()
+func lookupShort(specs []optSpec, c byte) *optSpec {
 	for i := range specs {
 		if specs[i].short == c {
 			return &specs[i]

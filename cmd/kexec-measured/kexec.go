@@ -58,7 +58,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+	l := newLoader(o, e, banks, stderr)
 
 	if o.doLoad {
 		// Refuse bad inputs before the TPM is opened: a bad file changes
@@ -99,6 +99,12 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	return exitOK, nil
+}
+
+// newLoader is the loader of parsed options, for a load and for predict
+// alike (predict sets DryRun), so that both digest the same events.
+func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
+	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
 }
 
 // request turns kexec-tools' variables into a loader request.
