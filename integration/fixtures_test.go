@@ -95,13 +95,14 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 	return out.Bytes()
 }
 
-// entries returns the cpio entries of a path → data map, sorted by path; "init" and
-// "bin/busybox" are executable.
+// entries returns the cpio entries of a path → data map, sorted by path;
+// "init" and everything under bin/ and trixie/ (Debian 13's tools, see
+// trixie_test.go) are executable.
 func entries(files map[string][]byte) []cpioEntry {
 	var out []cpioEntry
 	for _, name := range sortedKeys(files) {
 		mode := os.FileMode(0o644)
-		if name == "init" || strings.HasPrefix(name, "bin/") {
+		if name == "init" || strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "trixie/") {
 			mode = 0o755
 		}
 		out = append(out, cpioEntry{Name: name, Mode: mode, Data: files[name]})

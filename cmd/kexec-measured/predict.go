@@ -30,7 +30,7 @@ extended and no log is written; only --pcrlock writes its file.
 Start (one of them; default: --tpm=auto):
   --tpm=auto|PATH|swtpm:HOST:PORT  the TPM's current value (its banks)
   --firmware-log=FILE              replay the firmware TCG log (e.g.
-                                   /sys/kernel/security/tpm0/binary_bios_measurements)
+                                   ` + eventlog.FirmwareLogPath + `)
   --log=PATH                       replay the userspace log (after the
                                    firmware log, if both are given)
   --from-zero                      the reset value
@@ -274,7 +274,15 @@ func replayFirmwareLog(path string, banks []crypto.Hash) (map[crypto.Hash][pcr.C
 	if err != nil {
 		return nil, fmt.Errorf("--firmware-log: %w", err)
 	}
-	return nil, fmt.Errorf("--firmware-log=%s (%d bytes): not yet supported", path, len(raw))
+	fl, err := eventlog.ParseFirmwareLog(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--firmware-log=%s: %w", path, err)
+	}
+	vals, err := fl.Replay(banks)
+	if err != nil {
+		return nil, fmt.Errorf("--firmware-log=%s: %w", path, err)
+	}
+	return vals, nil
 }
 
 // predictionJSON is the --json output.
