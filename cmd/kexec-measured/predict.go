@@ -301,13 +301,10 @@ type startJSON struct {
 	Values map[string]string `json:"values"`
 }
 
+// eventJSON is a planned event: the record's content without what only
+// the load itself knows (boot ID, timestamp), and its digests.
 type eventJSON struct {
-	Event   string            `json:"event"`
-	Path    string            `json:"path,omitempty"`
-	Offset  int64             `json:"offset"`
-	Size    int64             `json:"size"`
-	Segment *int              `json:"segment,omitempty"`
-	Kind    string            `json:"kind,omitempty"`
+	eventlog.KexecContent
 	Digests map[string]string `json:"digests"`
 }
 
@@ -346,8 +343,9 @@ func writePredictionJSON(w io.Writer, p *predict.Prediction, pcrlockPath string,
 		out.Banks = append(out.Banks, name)
 	}
 	for _, ev := range p.Events {
-		out.Events = append(out.Events, eventJSON{Event: ev.Event, Path: ev.Path, Offset: ev.Offset, Size: ev.Size,
-			Segment: ev.Segment, Kind: ev.Kind, Digests: hexValues(ev.Sums)})
+		c := ev.KexecContent
+		c.BootID, c.Timestamp = "", 0
+		out.Events = append(out.Events, eventJSON{KexecContent: c, Digests: hexValues(ev.Sums)})
 	}
 	if pcrlockPath != "" {
 		out.Pcrlock = &pcrlockJSON{Path: pcrlockPath, Variants: []variantJSON{}}
@@ -372,14 +370,7 @@ func writePredictionText(w io.Writer, p *predict.Prediction, pcrlockPath string,
 	bankLines("  ", p.Start.Values)
 	fmt.Fprintf(w, "events   %d\n", len(p.Events))
 	for _, ev := range p.Events {
-		desc := ev.Event
-		if ev.Path != "" {
-			desc += " " + ev.Path
-		}
-		if ev.Segment != nil {
-			desc += fmt.Sprintf(" segment %d (%s)", *ev.Segment, ev.Kind)
-		}
-		fmt.Fprintf(w, "  %s  offset %d size %d\n", desc, ev.Offset, ev.Size)
+		fmt.Fprintf(w, "  %s  offset %d size %d\n", describeEvent(ev.KexecContent), ev.Offset, ev.Size)
 		bankLines("    ", ev.Sums)
 	}
 	fmt.Fprintf(w, "after the load, PCR %d\n", p.PCR)
