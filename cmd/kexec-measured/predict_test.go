@@ -447,6 +447,8 @@ func TestPredictRefuses(t *testing.T) {
 		{"keylime without sha256", []string{"-l", kernel, "--from-zero", "--banks", "sha1", "--keylime"}, "sha256"},
 		{"initrd-out", []string{"-l", kernel, "--from-zero", "--initrd-out", dir + "/out"}, "--initrd-out"},
 		{"missing log", []string{"-l", kernel, "--log", dir + "/nolog"}, dir + "/nolog"},
+		{"missing firmware log", []string{"-l", kernel, "--firmware-log", dir + "/nofw"}, dir + "/nofw"},
+		{"bad firmware log", []string{"-l", kernel, "--firmware-log", initrds[0]}, "--firmware-log=" + initrds[0]},
 		{"unknown option", []string{"-l", kernel, "--bogus"}, "unrecognized option"},
 		{"bad keep", []string{"-l", kernel, "--keep-variants", "0"}, "--keep-variants"},
 	}
