@@ -110,6 +110,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 
 // newLoader is the loader of parsed options, for a load and for predict
 // alike (predict sets DryRun), so that both digest the same events.
+// Whatever adds or changes a load's events (such as the handoff builder)
+// belongs here, or predict will not see it; TestPredictEqualsLoad fails
+// when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
 	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
 }
