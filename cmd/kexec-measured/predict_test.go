@@ -500,3 +500,43 @@ func TestPredictSameParser(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictOtherPCR: with --pcr, the prediction is for that PCR, from
+// its own start value, and the load then extends exactly that value there.
+func TestPredictOtherPCR(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	kernel, initrds, contents := inputs(t, dir, 1)
+	args := []string{"-l", kernel, "--initrd", initrds[0], "--pcr", "14", "--tpm", spec}
+	e, _ := testEnv(t)
+	code, out, stderr := predictTest(e, append(slices.Clone(args), "--json", "--pcrlock", filepath.Join(dir, "c.pcrlock"))...)
+	if code != 0 {
+		t.Fatalf("predict: exit %d: %s", code, stderr)
+	}
+	p := predicted(t, out)
+	if p.PCR != 14 {
+		t.Errorf("prediction for PCR %d", p.PCR)
+	}
+	if code, _, stderr := runTest(e, append(args, "--log", filepath.Join(dir, "log"))...); code != 0 {
+		t.Fatalf("load: exit %d: %s", code, stderr)
+	}
+	dev, err := tpm.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	vals, err := dev.ReadPCRs(14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, v := range values(t, p.Values) {
+		want := hashtest.PCR(h, nil, append(slices.Clone(contents), handoffItems(p)...)...)
+		if !bytes.Equal(v, want) || !bytes.Equal(vals[h], v) {
+			t.Errorf("%v: predicted %x, independent %x, TPM PCR 14 %x", h, v, want, vals[h])
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "c.pcrlock"))
+	if !strings.Contains(string(b), `"pcr": 14`) || strings.Contains(string(b), `"pcr": 9`) {
+		t.Errorf("component not for PCR 14:\n%s", b)
+	}
+}
