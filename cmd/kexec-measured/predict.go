@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,8 @@ Output:
                           .pcrlock is one file; PATH ending in .pcrlock.d is a
                           component directory of variants, e.g.
                           /var/lib/pcrlock.d/` + predict.ComponentName + `.pcrlock.d
-  --variant=NAME          the variant's name (default: the kernel's file name)
+  --variant=NAME          the variant's name (default: the kernel's file name,
+                          links resolved)
   --keep-variants=N       variants kept in the directory (default %d)
   --keylime               print only the Keylime tpm_policy fragment (the
                           sha256 values of the planned load and of the kept
@@ -182,7 +184,13 @@ func runPrediction(o *options, po *predictOptions, e env, stdout, stderr io.Writ
 	if po.pcrlock != "" {
 		name := po.variant
 		if name == "" && strings.HasSuffix(po.pcrlock, predict.DirSuffix) {
-			name = predict.VariantName(o.kernel)
+			// /boot/vmlinuz is usually a link to the versioned file:
+			// name the variant after the kernel it is now.
+			kernel := o.kernel
+			if r, err := filepath.EvalSymlinks(kernel); err == nil {
+				kernel = r
+			}
+			name = predict.VariantName(kernel)
 		}
 		if variants, err = predict.Write(po.pcrlock, name, po.keep, p); err != nil {
 			return err

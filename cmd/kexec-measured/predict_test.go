@@ -540,3 +540,27 @@ func TestPredictOtherPCR(t *testing.T) {
 		t.Errorf("component not for PCR 14:\n%s", b)
 	}
 }
+
+// TestPredictDefaultVariant: without --variant the variant is named after
+// the kernel a link points to, so that planning /boot/vmlinuz after an
+// upgrade keeps the previous kernel's variant.
+func TestPredictDefaultVariant(t *testing.T) {
+	dir := t.TempDir()
+	comp := filepath.Join(dir, "900-kexec-measured.pcrlock.d")
+	link := filepath.Join(dir, "vmlinuz")
+	e, _ := testEnv(t)
+	for _, version := range []string{"6.1.0-1-amd64", "6.1.0-2-amd64"} {
+		k := filepath.Join(dir, "vmlinuz-"+version)
+		os.WriteFile(k, []byte("kernel "+version), 0o644)
+		os.Remove(link)
+		os.Symlink(filepath.Base(k), link)
+		if code, _, stderr := predictTest(e, "-l", link, "--from-zero", "--pcrlock", comp); code != 0 {
+			t.Fatalf("predict: exit %d: %s", code, stderr)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(comp, "*.pcrlock"))
+	want := []string{filepath.Join(comp, "vmlinuz-6.1.0-1-amd64.pcrlock"), filepath.Join(comp, "vmlinuz-6.1.0-2-amd64.pcrlock")}
+	if !slices.Equal(files, want) {
+		t.Errorf("variants %v, want %v", files, want)
+	}
+}
