@@ -65,6 +65,11 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
+		if req.InitrdOut != "" {
+			if err := loader.CheckOutput(req.InitrdOut); err != nil {
+				return exitRefused, err
+			}
+		}
 		d, oerr := openDevices(o, e, stderr)
 		if oerr != nil {
 			return exitStatus(oerr), oerr
@@ -114,7 +119,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 // belongs here, or predict will not see it; TestPredictEqualsLoad fails
 // when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
-	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
 }
 
 // request turns kexec-tools' variables into a loader request.
@@ -148,6 +153,8 @@ func exitStatus(err error) int {
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &re),
 		errors.Is(err, loader.ErrNoKernel),
 		errors.Is(err, loader.ErrCmdlineTooLong),
+		errors.Is(err, loader.ErrCmdlineNUL),
+		errors.Is(err, loader.ErrTooManyEvents),
 		errors.Is(err, loader.ErrCrashNotReserved),
 		errors.Is(err, loader.ErrNothingLoaded):
 		return exitRefused
