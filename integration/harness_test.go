@@ -232,8 +232,9 @@ type vmConfig struct {
 	TPM     *swtpm
 	Memory  string   // e.g. "1G"; default 1G
 	Extra   []string // more QEMU arguments (e.g. a disk)
-	// Timeout bounds the whole run (every kexec'd boot included); default
-	// vmTimeout.
+	// Timeout bounds the guest's run (every kexec'd boot included); default
+	// vmTimeout. A scenario that does much more than boot twice sets a
+	// longer one.
 	Timeout time.Duration
 }
 
@@ -266,7 +267,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		timeout = vmTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v := &vm{timeout: timeout, cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {

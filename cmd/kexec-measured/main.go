@@ -4,9 +4,9 @@
 // them with kexec_file_load.
 //
 // Invoked under any name but "kexec", a first argument that names a
-// subcommand (inspect, reference, verify, export) runs that subcommand;
-// otherwise, and always when invoked as "kexec", the arguments are kexec(8)
-// syntax.
+// subcommand (inspect, predict, log, reference, verify, export) runs that
+// subcommand; otherwise, and always when invoked as "kexec", the arguments
+// are kexec(8) syntax.
 package main
 
 import (
@@ -37,6 +37,7 @@ func subcommands() map[string]func(args []string, stdout, stderr io.Writer) int 
 		"export":    runExport,
 		"inspect":   runInspect,
 		"log":       runLog,
+		"predict":   runPredict,
 		"reference": runReference,
 		"verify":    runVerify,
 	}

@@ -68,6 +68,8 @@ Measurement options:
 
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
+  kexec-measured predict LOAD-OPTIONS [--from-zero|--log=PATH|--firmware-log=FILE]
+                 [--json|--keylime] [--pcrlock=PATH [--variant=NAME]]
   kexec-measured reference [--split-initrd] [--name NAME]... [--cmdline STRING]... FILE...
   kexec-measured verify [--reference FILE|DIR]... [--tpm SPEC | --pcrs FILE] [--log PATH]
                         [--firmware-log FILE] [--ignore-pcrs LIST] [--json]
