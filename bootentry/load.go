@@ -1,0 +1,219 @@
+package bootentry
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// Part is one input of a load: a whole file (Size -1) or Size bytes at
+// Offset of it (a PE section of a UKI, named by Section).
+type Part struct {
+	Path         string
+	Offset, Size int64
+	Section      string
+}
+
+// Load is what a kexec load of an entry or UKI takes.
+type Load struct {
+	Entry   *Entry // the entry, nil for a UKI named directly
+	Kernel  Part
+	Initrds []Part // in load order
+	// Cmdline is the entry's command line; HasCmdline says whether it has
+	// one (options lines, or a .cmdline section). CmdlineSection is
+	// ".cmdline" when it came from a UKI.
+	Cmdline        string
+	HasCmdline     bool
+	CmdlineSection string
+}
+
+// ErrUnsupported is an entry or UKI that asks for something a kexec load
+// cannot do as systemd-boot would; the error names the key, section or file.
+var ErrUnsupported = errors.New("bootentry: cannot load as the boot loader would")
+
+// unsupportedf wraps ErrUnsupported with a message.
+func unsupportedf(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnsupported}, a...)...)
+}
+
+// EFIArch is the Boot Loader Specification's architecture name of
+// runtime.GOARCH ("x64" for amd64), "" for one it does not name.
+func EFIArch() string {
+	return map[string]string{
+		"amd64": "x64", "386": "ia32", "arm64": "aa64", "arm": "arm",
+		"riscv64": "riscv64", "loong64": "loongarch64",
+	}[runtime.GOARCH]
+}
+
+// Load turns the entry into a load. A type #1 entry loads its linux file,
+// each initrd file as its own component in order, and its options lines
+// joined; a type #2 entry loads its UKI (LoadUKI). Errors wrap
+// ErrUnsupported and name the key for what systemd-boot would honour and
+// a kexec load cannot: efi, uki, uki-url, profile, devicetree,
+// devicetree-overlay, an architecture other than this machine's, no linux.
+func (e *Entry) Load() (*Load, error) {
+	if e.Type == Type2 {
+		prof := -1
+		if e.Profile != nil {
+			prof = int(*e.Profile)
+		}
+		l, err := LoadUKI(e.Path, prof, e.Root)
+		if err != nil {
+			return nil, err
+		}
+		l.Entry = e
+		return l, nil
+	}
+	for _, k := range []struct{ key, val string }{
+		{"efi", e.EFI}, {"uki", e.UKI}, {"uki-url", e.UKIURL},
+		{"devicetree", e.Devicetree}, {"devicetree-overlay", strings.Join(e.DevicetreeOverlay, " ")},
+	} {
+		if k.val != "" {
+			return nil, unsupportedf("%s: key %q (%s): kexec_file_load cannot do what systemd-boot does with it", e.Path, k.key, k.val)
+		}
+	}
+	if e.Profile != nil {
+		return nil, unsupportedf("%s: key \"profile\": only meaningful with \"uki\"", e.Path)
+	}
+	if e.Architecture != "" && !strings.EqualFold(e.Architecture, EFIArch()) {
+		return nil, unsupportedf("%s: key \"architecture\" is %q, this machine is %q", e.Path, e.Architecture, EFIArch())
+	}
+	if e.Linux == "" {
+		return nil, unsupportedf("%s: no \"linux\" key", e.Path)
+	}
+	l := &Load{
+		Entry:      e,
+		Kernel:     Part{Path: filepath.Join(e.Root, e.Linux), Size: -1},
+		Cmdline:    e.Cmdline(),
+		HasCmdline: len(e.Options) > 0,
+	}
+	for _, p := range e.Initrd {
+		l.Initrds = append(l.Initrds, Part{Path: filepath.Join(e.Root, p), Size: -1})
+	}
+	return l, nil
+}
+
+// LoadUKI turns the unified kernel image at path into a load, as
+// systemd-stub boots it: profile (-1: the default, profile 0) selects the
+// sections (UKI.Select); the kernel is .linux; the initrd components are
+// .ucode and then .initrd (stub.c's INITRD_UCODE, INITRD_BASE order); the
+// command line is .cmdline (mangled as the stub does). Each part is the
+// section's VirtualSize bytes at its PointerToRawData. root, when not
+// empty, is the partition the UKI is on, whose loader/addons/ is checked
+// as well as path's .extra.d/.
+//
+// Errors: ErrNotUKI and the other parser errors; ErrNoProfile;
+// ErrSectionVirtual for a part whose raw data is shorter than its
+// VirtualSize; ErrUnsupported naming the section (.dtb, .dtbauto, .efifw)
+// or the addon file, because systemd-stub would apply it and we do not.
+func LoadUKI(path string, profile int, root string) (*Load, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	u, err := ParseUKI(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if profile < 0 {
+		profile = 0
+	}
+	secs, err := u.Select(profile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, name := range []string{".dtb", ".dtbauto", ".efifw"} {
+		if s, ok := secs[name]; ok && s.Size > 0 {
+			return nil, unsupportedf("%s: section %s: systemd-stub would install it, and a kexec load cannot", path, name)
+		}
+	}
+	if err := checkAddons(path, root); err != nil {
+		return nil, err
+	}
+	part := func(name string) (Part, bool, error) {
+		s, ok := secs[name]
+		if !ok || s.Size == 0 {
+			return Part{}, false, nil
+		}
+		if err := s.check(); err != nil {
+			return Part{}, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return Part{Path: path, Offset: s.Offset, Size: s.Size, Section: name}, true, nil
+	}
+	l := &Load{}
+	var ok bool
+	if l.Kernel, ok, err = part(".linux"); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%s: %w (profile @%d has an empty one)", path, ErrNotUKI, profile)
+	}
+	for _, name := range []string{".ucode", ".initrd"} {
+		p, ok, err := part(name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			l.Initrds = append(l.Initrds, p)
+		}
+	}
+	if s, ok := secs[".cmdline"]; ok && s.Size > 0 {
+		text, err := readText(f, s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		l.Cmdline, l.HasCmdline, l.CmdlineSection = stubCmdline(text), true, ".cmdline"
+	}
+	return l, nil
+}
+
+// checkAddons refuses a UKI that has PE addons (*.addon.efi) in its
+// .extra.d/ directory or in root's loader/addons/: systemd-stub would add
+// their command line, devicetrees, initrds and microcode (stub.c
+// load_all_addons), and this version does not.
+func checkAddons(path, root string) error {
+	dirs := []string{path + ".extra.d"}
+	if root != "" {
+		dirs = append(dirs, filepath.Join(root, "loader", "addons"))
+	}
+	for _, dir := range dirs {
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, de := range des {
+			if hasSuffixFold(de.Name(), ".addon.efi") {
+				names = append(names, filepath.Join(dir, de.Name()))
+			}
+		}
+		if len(names) > 0 {
+			slices.Sort(names)
+			return unsupportedf("%s: PE addon %s: systemd-stub would apply it (command line, devicetree, initrd or microcode), and kexec-measured does not yet; remove it or load the parts by hand", path, names[0])
+		}
+	}
+	return nil
+}
+
+// Resolve finds the entry id ("default" or an entry ID) in c and returns
+// its load. It is what --entry does for every command that takes it.
+// Errors: those of Config.Load, Set.Lookup and Entry.Load.
+func Resolve(c Config, id string) (*Load, error) {
+	s, err := c.Load()
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.Lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.Load()
+}
