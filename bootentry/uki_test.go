@@ -1,0 +1,338 @@
+package bootentry
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// stubPath is systemd-boot-efi's UKI stub in Debian 12.
+const stubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+
+// sec is one section to add to a UKI.
+type sec struct {
+	name string
+	data []byte
+}
+
+// buildUKI builds a UKI the way ukify's documented objcopy recipe does:
+// objcopy --add-section NAME=FILE --change-section-vma NAME=VMA on
+// systemd-boot-efi's stub, each section at its own VMA past the stub's
+// image. A name that is already in the image (the sections of a second
+// profile) is added under a placeholder and renamed in a second run, as
+// objcopy refuses to add a duplicate name.
+func buildUKI(t testing.TB, secs []sec) string {
+	t.Helper()
+	if _, err := exec.LookPath("objcopy"); err != nil {
+		t.Skip("objcopy not installed (Debian package binutils; scripts/test installs it)")
+	}
+	if _, err := os.Stat(stubPath); err != nil {
+		t.Skipf("%s missing (Debian package systemd-boot-efi; scripts/test installs it)", stubPath)
+	}
+	dir := t.TempDir()
+	in := stubPath
+	vma := 0x1000000
+	inImage := map[string]bool{} // added by an earlier objcopy run
+	pending := map[string]bool{} // added by the run being prepared
+	var add, rename []string
+	flush := func(out string) {
+		args := append(add, in, out)
+		if o, err := exec.Command("objcopy", args...).CombinedOutput(); err != nil {
+			t.Fatalf("objcopy %q: %v\n%s", args, err, o)
+		}
+		in, add = out, nil
+		if len(rename) > 0 {
+			out2 := out + ".renamed"
+			args := append(rename, in, out2)
+			if o, err := exec.Command("objcopy", args...).CombinedOutput(); err != nil {
+				t.Fatalf("objcopy %q: %v\n%s", args, err, o)
+			}
+			in, rename = out2, nil
+		}
+		for n := range pending {
+			inImage[n] = true
+		}
+		pending = map[string]bool{}
+	}
+	for i, s := range secs {
+		f := filepath.Join(dir, fmt.Sprintf("sec%d", i))
+		if err := os.WriteFile(f, s.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if pending[s.name] {
+			flush(filepath.Join(dir, fmt.Sprintf("step%d.efi", i)))
+		}
+		pending[s.name] = true
+		name := s.name
+		if inImage[s.name] {
+			name = fmt.Sprintf(".tmp%d", i)
+			rename = append(rename, "--rename-section", name+"="+s.name)
+		}
+		add = append(add, "--add-section", name+"="+f, "--change-section-vma", fmt.Sprintf("%s=%#x", name, vma))
+		vma += (len(s.data) + 0xfff) &^ 0xfff
+		vma += 0x1000
+	}
+	out := filepath.Join(dir, "uki.efi")
+	flush(out)
+	if in != out {
+		if err := os.Rename(in, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7)
+	}
+	return b
+}
+
+// readPart reads a part's bytes from its file.
+func readPart(t *testing.T, p Part) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Size < 0 {
+		return data
+	}
+	return data[p.Offset : p.Offset+p.Size]
+}
+
+func TestLoadUKI(t *testing.T) {
+	linux, initrd, ucode := pattern(100001, 1), pattern(5003, 2), pattern(777, 3)
+	path := buildUKI(t, []sec{
+		{".osrel", []byte("ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian 12\"\n")},
+		{".cmdline", []byte("  root=/dev/vda\tquiet\n\x00")},
+		{".linux", linux},
+		{".initrd", initrd},
+		{".ucode", ucode}, // after .initrd in the table, still first in the load
+	})
+	l, err := LoadUKI(path, -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Kernel.Section != ".linux" || !bytes.Equal(readPart(t, l.Kernel), linux) {
+		t.Errorf("kernel %+v is not the .linux bytes", l.Kernel)
+	}
+	if len(l.Initrds) != 2 || l.Initrds[0].Section != ".ucode" || l.Initrds[1].Section != ".initrd" {
+		t.Fatalf("initrds %+v, want .ucode then .initrd", l.Initrds)
+	}
+	if !bytes.Equal(readPart(t, l.Initrds[0]), ucode) || !bytes.Equal(readPart(t, l.Initrds[1]), initrd) {
+		t.Error("initrd parts are not the section bytes")
+	}
+	if l.Cmdline != "root=/dev/vda quiet" || !l.HasCmdline || l.CmdlineSection != ".cmdline" {
+		t.Errorf("cmdline %q %v %q", l.Cmdline, l.HasCmdline, l.CmdlineSection)
+	}
+}
+
+func TestUKIProfiles(t *testing.T) {
+	linux, initrd := pattern(4096, 1), pattern(999, 2)
+	path := buildUKI(t, []sec{
+		{".osrel", []byte("ID=debian\nVERSION_ID=12\nPRETTY_NAME=\"Debian 12\"\n")},
+		{".linux", linux},
+		{".initrd", initrd},
+		{".profile", []byte("ID=main\n")},
+		{".cmdline", []byte("root=/dev/vda")},
+		{".profile", []byte("ID=rescue\nTITLE=\"Rescue shell\"\n")},
+		{".cmdline", []byte("rescue")},
+	})
+	for _, c := range []struct {
+		profile int
+		cmdline string
+		initrds int
+	}{{-1, "root=/dev/vda", 1}, {0, "root=/dev/vda", 1}, {1, "rescue", 1}} {
+		l, err := LoadUKI(path, c.profile, "")
+		if err != nil {
+			t.Fatalf("profile %d: %v", c.profile, err)
+		}
+		if l.Cmdline != c.cmdline || len(l.Initrds) != c.initrds || !bytes.Equal(readPart(t, l.Kernel), linux) {
+			t.Errorf("profile %d: cmdline %q, %d initrds, want %q and %d", c.profile, l.Cmdline, len(l.Initrds), c.cmdline, c.initrds)
+		}
+	}
+	if _, err := LoadUKI(path, 2, ""); !errors.Is(err, ErrNoProfile) {
+		t.Errorf("profile 2: %v, want ErrNoProfile", err)
+	}
+
+	// As type #2 entries: one per profile, named by the profile IDs.
+	esp := t.TempDir()
+	os.MkdirAll(filepath.Join(esp, "EFI", "Linux"), 0o755)
+	data, _ := os.ReadFile(path)
+	os.WriteFile(filepath.Join(esp, "EFI", "Linux", "deb+3.efi"), data, 0o644)
+	s, err := Config{ESP: esp}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(s.Entries)
+	if strings.Join(got, " ") != "deb.efi@main deb.efi@rescue" {
+		t.Fatalf("entries %q, want deb.efi@main deb.efi@rescue", got)
+	}
+	if s.Entries[1].Title != "Debian 12 (Rescue shell)" || s.Entries[0].TriesLeft != 3 || s.Entries[0].SortKey != "debian" || s.Entries[0].Version != "12" {
+		t.Errorf("entry %+v", s.Entries[1])
+	}
+	e, err := s.Lookup("deb.efi@rescue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Load()
+	if err != nil || l.Cmdline != "rescue" {
+		t.Errorf("loading the rescue profile: %v, cmdline %q", err, l.Cmdline)
+	}
+}
+
+func TestUKIRefusals(t *testing.T) {
+	base := []sec{{".osrel", []byte("ID=x\n")}, {".linux", pattern(1000, 1)}, {".initrd", pattern(100, 2)}}
+	t.Run("dtb", func(t *testing.T) {
+		path := buildUKI(t, append(base, sec{".dtb", pattern(64, 3)}))
+		if _, err := LoadUKI(path, -1, ""); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), ".dtb") {
+			t.Errorf("%v, want ErrUnsupported naming .dtb", err)
+		}
+	})
+	t.Run("addon", func(t *testing.T) {
+		path := buildUKI(t, base)
+		os.MkdirAll(path+".extra.d", 0o755)
+		os.WriteFile(filepath.Join(path+".extra.d", "debug.addon.efi"), []byte("MZ"), 0o644)
+		if _, err := LoadUKI(path, -1, ""); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "debug.addon.efi") {
+			t.Errorf("%v, want ErrUnsupported naming the addon", err)
+		}
+	})
+	t.Run("global addon", func(t *testing.T) {
+		path := buildUKI(t, base)
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "loader", "addons"), 0o755)
+		os.WriteFile(filepath.Join(root, "loader", "addons", "all.addon.efi"), []byte("MZ"), 0o644)
+		if _, err := LoadUKI(path, -1, root); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "all.addon.efi") {
+			t.Errorf("%v, want ErrUnsupported naming the addon", err)
+		}
+	})
+	t.Run("VirtualSize beyond the raw data", func(t *testing.T) {
+		path := buildUKI(t, base)
+		data, _ := os.ReadFile(path)
+		patchVirtualSize(t, data, ".initrd", 1<<20)
+		os.WriteFile(path, data, 0o644)
+		if _, err := LoadUKI(path, -1, ""); !errors.Is(err, ErrSectionVirtual) || !strings.Contains(err.Error(), ".initrd") {
+			t.Errorf("%v, want ErrSectionVirtual naming .initrd", err)
+		}
+	})
+	t.Run("a plain kernel", func(t *testing.T) {
+		if _, err := LoadUKI(stubPath, -1, ""); !errors.Is(err, ErrNotUKI) {
+			t.Errorf("%v, want ErrNotUKI", err)
+		}
+	})
+}
+
+// patchVirtualSize sets the VirtualSize of the named section in a PE image.
+func patchVirtualSize(t *testing.T, data []byte, name string, size uint32) {
+	t.Helper()
+	pe := int(binary.LittleEndian.Uint32(data[60:]))
+	n := int(binary.LittleEndian.Uint16(data[pe+6:]))
+	opt := int(binary.LittleEndian.Uint16(data[pe+20:]))
+	for i := 0; i < n; i++ {
+		h := data[pe+24+opt+40*i:]
+		if string(bytes.TrimRight(h[:8], "\x00")) == name {
+			binary.LittleEndian.PutUint32(h[8:], size)
+			return
+		}
+	}
+	t.Fatalf("no section %s", name)
+}
+
+// makePE builds a minimal PE image by hand (DOS header, COFF header, no
+// optional header, the section table, the data), for the fuzz seeds.
+func makePE(secs []sec) []byte {
+	var b bytes.Buffer
+	dos := make([]byte, 64)
+	dos[0], dos[1] = 'M', 'Z'
+	binary.LittleEndian.PutUint32(dos[60:], 64)
+	b.Write(dos)
+	b.WriteString("PE\x00\x00")
+	hdr := make([]byte, 20)
+	binary.LittleEndian.PutUint16(hdr[0:], 0x8664)
+	binary.LittleEndian.PutUint16(hdr[2:], uint16(len(secs)))
+	b.Write(hdr)
+	off := 64 + 4 + 20 + 40*len(secs)
+	for i, s := range secs {
+		h := make([]byte, 40)
+		copy(h, s.name)
+		binary.LittleEndian.PutUint32(h[8:], uint32(len(s.data)))
+		binary.LittleEndian.PutUint32(h[12:], uint32(0x10000*(i+1)))
+		binary.LittleEndian.PutUint32(h[16:], uint32(len(s.data)))
+		binary.LittleEndian.PutUint32(h[20:], uint32(off))
+		off += len(s.data)
+		b.Write(h)
+	}
+	for _, s := range secs {
+		b.Write(s.data)
+	}
+	return b.Bytes()
+}
+
+// TestUKIMask: a section of VirtualSize 0 in a profile masks the base
+// section (objcopy drops empty sections, so the image is built by hand).
+func TestUKIMask(t *testing.T) {
+	img := makePE([]sec{{".linux", []byte("kernel")}, {".initrd", []byte("initrd")},
+		{".profile", nil}, {".profile", nil}, {".initrd", nil}})
+	u, err := ParseUKI(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Profiles != 2 {
+		t.Fatalf("%d profiles, want 2", u.Profiles)
+	}
+	p0, _ := u.Select(0)
+	p1, _ := u.Select(1)
+	if _, ok := p0[".initrd"]; !ok {
+		t.Error("profile 0 lost the base .initrd")
+	}
+	if _, ok := p1[".initrd"]; ok {
+		t.Error("profile 1's empty .initrd does not mask the base one")
+	}
+}
+
+func TestMakePE(t *testing.T) {
+	img := makePE([]sec{{".linux", []byte("kernel")}, {".initrd", []byte("initrd")}, {".cmdline", []byte("x y\n")}})
+	u, err := ParseUKI(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, _ := u.Select(-1)
+	if s := secs[".initrd"]; string(img[s.Offset:s.Offset+s.Size]) != "initrd" {
+		t.Errorf(".initrd = %+v", s)
+	}
+}
+
+func FuzzParseUKI(f *testing.F) {
+	f.Add(makePE([]sec{{".linux", []byte("kernel")}, {".initrd", []byte("initrd")}, {".cmdline", []byte("x y\n")}}))
+	f.Add(makePE([]sec{{".osrel", []byte("ID=a\n")}, {".linux", []byte("k")}, {".profile", []byte("ID=p\n")}, {".cmdline", nil}}))
+	f.Add([]byte("MZ"))
+	f.Fuzz(func(t *testing.T, img []byte) {
+		u, err := ParseUKI(bytes.NewReader(img), int64(len(img)))
+		if err != nil {
+			return
+		}
+		for p := -1; p <= u.Profiles; p++ {
+			secs, err := u.Select(p)
+			if err != nil {
+				continue
+			}
+			for _, s := range secs {
+				if s.check() == nil && (s.Offset < 0 || s.Offset+s.Size > int64(len(img))) {
+					t.Fatalf("section %+v outside the %d-byte image", s, len(img))
+				}
+				if s.Size <= maxTextSection {
+					readText(bytes.NewReader(img), s)
+				}
+			}
+		}
+	})
+}
