@@ -13,6 +13,7 @@ var (
 	ErrNotRegular       = errors.New("loader: not a regular file")
 	ErrEmptyKernel      = errors.New("loader: the kernel image is empty")
 	ErrNoKernel         = errors.New("loader: no kernel specified")
+	ErrBadRange         = errors.New("loader: range outside the file")
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
 	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")

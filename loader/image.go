@@ -15,9 +15,10 @@ import (
 
 // Component is one input as placed in its memfd.
 type Component struct {
-	Path   string // as named on the command line
-	Offset int64  // within the concatenated initrd; 0 for the kernel
-	Size   int64
+	Path    string // as named on the command line
+	Offset  int64  // within the concatenated initrd; 0 for the kernel
+	Size    int64
+	Section string // the PE section of Path it was read from (Request.KernelRange, InitrdRanges); "" for the whole file
 }
 
 // Measurement is one event: a range of loaded bytes (or the command line),
@@ -36,7 +37,9 @@ type Image struct {
 	Initrd     []Component
 	InitrdSize int64
 	Cmdline    string
-	Banks      []crypto.Hash
+	// CmdlineSection is the PE section the command line came from.
+	CmdlineSection string
+	Banks          []crypto.Hash
 	// Measurements in extend order: kernel, initrd components (or their
 	// segments), command line.
 	Measurements []Measurement
@@ -101,18 +104,33 @@ func closeAll(files []*os.File) {
 	}
 }
 
-// readInputs opens every input, checks it, and copies it into sealed
-// memfds: the kernel into its own, the initrd components into one, each at
-// a 4-byte-aligned offset with zero bytes between them. Every input is
-// checked before anything is copied.
-func readInputs(kernel string, initrds []string) (*Image, error) {
+// readInputs opens every input, checks it, and copies it (or its range,
+// when kr or irs[i] is set) into sealed memfds: the kernel into its own,
+// the initrd components into one, each at a 4-byte-aligned offset with zero
+// bytes between them. Every input is checked before anything is copied.
+func readInputs(kernel string, initrds []string, kr *Range, irs []*Range) (*Image, error) {
 	files, err := openInputs(kernel, initrds)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(files)
 
-	im := &Image{Kernel: Component{Path: kernel}}
+	rangeOf := func(i int) *Range {
+		if i < len(irs) {
+			return irs[i]
+		}
+		return nil
+	}
+	if err := checkRange(kernel, files[0], kr); err != nil {
+		return nil, err
+	}
+	for i, p := range initrds {
+		if err := checkRange(p, files[i+1], rangeOf(i)); err != nil {
+			return nil, err
+		}
+	}
+
+	im := &Image{Kernel: Component{Path: kernel, Section: kr.section()}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -122,7 +140,7 @@ func readInputs(kernel string, initrds []string) (*Image, error) {
 	if im.kernel, err = newMemfd("kernel"); err != nil {
 		return nil, err
 	}
-	if im.Kernel.Size, err = appendFile(im.kernel, files[0]); err != nil {
+	if im.Kernel.Size, err = appendInput(im.kernel, files[0], kr); err != nil {
 		return nil, &InputError{Path: kernel, Err: err}
 	}
 	if im.Kernel.Size == 0 {
@@ -146,11 +164,11 @@ func readInputs(kernel string, initrds []string) (*Image, error) {
 			}
 			off += pad
 		}
-		n, err := appendFile(im.initrd, files[i+1])
+		n, err := appendInput(im.initrd, files[i+1], rangeOf(i))
 		if err != nil {
 			return nil, &InputError{Path: p, Err: err}
 		}
-		im.Initrd = append(im.Initrd, Component{Path: p, Offset: off, Size: n})
+		im.Initrd = append(im.Initrd, Component{Path: p, Offset: off, Size: n, Section: rangeOf(i).section()})
 		off += n
 	}
 	im.InitrdSize = off
@@ -162,6 +180,37 @@ func readInputs(kernel string, initrds []string) (*Image, error) {
 	}
 	ok = true
 	return im, nil
+}
+
+// section is the Section of r, "" for nil.
+func (r *Range) section() string {
+	if r == nil {
+		return ""
+	}
+	return r.Section
+}
+
+// checkRange refuses a range that does not lie within its file.
+func checkRange(path string, f *os.File, r *Range) error {
+	if r == nil {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return &InputError{Path: path, Err: err}
+	}
+	if r.Offset < 0 || r.Size < 0 || r.Offset > fi.Size() || r.Size > fi.Size()-r.Offset {
+		return &InputError{Path: path, Err: fmt.Errorf("%w: %s: %d bytes at offset %d of a %d-byte file", ErrBadRange, r.Section, r.Size, r.Offset, fi.Size())}
+	}
+	return nil
+}
+
+// appendInput appends the whole of src, or its range r, to dst.
+func appendInput(dst, src *os.File, r *Range) (int64, error) {
+	if r == nil {
+		return appendFile(dst, src)
+	}
+	return appendRange(dst, src, r.Offset, r.Size)
 }
 
 // WriteInitrd writes the concatenated initrd exactly as it would be loaded
@@ -178,12 +227,12 @@ func (im *Image) WriteInitrd(path string) error {
 // splitComponent).
 func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer) error {
 	im.Measurements = append(im.Measurements, Measurement{
-		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size, Section: im.Kernel.Section},
 		data:         im.kernelMap,
 	})
 	for _, c := range im.Initrd {
 		whole := Measurement{
-			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size},
+			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size, Section: c.Section},
 			data:         im.initrdMap[c.Offset : c.Offset+c.Size],
 		}
 		if !split || c.Size == 0 {
@@ -197,7 +246,7 @@ func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer
 		im.Measurements = append(im.Measurements, ms...)
 	}
 	im.Measurements = append(im.Measurements, Measurement{
-		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline))},
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline)), Section: im.CmdlineSection},
 		data:         []byte(im.Cmdline),
 	})
 	return nil

@@ -72,6 +72,39 @@ func appendFile(dst, src *os.File) (int64, error) {
 	}
 }
 
+// appendRange copies size bytes at offset off of src into dst at dst's
+// file offset, as appendFile does (sendfile with an explicit offset, a
+// bounded buffer otherwise). A file shorter than off+size is an error
+// wrapping io.ErrUnexpectedEOF.
+func appendRange(dst, src *os.File, off, size int64) (int64, error) {
+	var total int64
+	for total < size {
+		pos := off + total
+		n, err := unix.Sendfile(int(dst.Fd()), int(src.Fd()), &pos, int(min(copyChunk, size-total)))
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			if total == 0 && (err == unix.EINVAL || err == unix.ENOSYS) {
+				n, err := io.CopyBuffer(struct{ io.Writer }{dst}, io.NewSectionReader(src, off, size), make([]byte, copyChunk))
+				if err == nil && n < size {
+					err = io.ErrUnexpectedEOF
+				}
+				if err != nil {
+					return n, fmt.Errorf("copying %d bytes at %d of %s: %w", size, off, src.Name(), err)
+				}
+				return n, nil
+			}
+			return total, &SyscallError{Call: "sendfile from " + src.Name(), Err: err}
+		}
+		if n == 0 {
+			return total, fmt.Errorf("copying %d bytes at %d of %s: %w", size, off, src.Name(), io.ErrUnexpectedEOF)
+		}
+		total += int64(n)
+	}
+	return total, nil
+}
+
 // copyBuffered is appendFile's fallback for files that sendfile refuses.
 func copyBuffered(dst, src *os.File) (int64, error) {
 	buf := make([]byte, copyChunk)

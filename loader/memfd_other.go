@@ -15,6 +15,9 @@ func openInput(path string) (*os.File, int64, error) {
 }
 func newMemfd(string) (*os.File, error)           { return nil, errors.ErrUnsupported }
 func appendFile(dst, src *os.File) (int64, error) { return 0, errors.ErrUnsupported }
+func appendRange(dst, src *os.File, off, size int64) (int64, error) {
+	return 0, errors.ErrUnsupported
+}
 func writeZeros(*os.File, int64) error            { return errors.ErrUnsupported }
 func seal(*os.File) error                         { return errors.ErrUnsupported }
 func mapReadOnly(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
