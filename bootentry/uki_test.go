@@ -4,88 +4,30 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/bootentry/ukitest"
 )
 
-// stubPath is systemd-boot-efi's UKI stub in Debian 12.
-const stubPath = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+// stubPath is systemd-boot-efi's stub (a PE without .linux).
+const stubPath = ukitest.StubPath
 
-// sec is one section to add to a UKI.
+// sec is one section of a UKI.
 type sec struct {
 	name string
 	data []byte
 }
 
-// buildUKI builds a UKI the way ukify's documented objcopy recipe does:
-// objcopy --add-section NAME=FILE --change-section-vma NAME=VMA on
-// systemd-boot-efi's stub, each section at its own VMA past the stub's
-// image. A name that is already in the image (the sections of a second
-// profile) is added under a placeholder and renamed in a second run, as
-// objcopy refuses to add a duplicate name.
+// buildUKI builds a UKI with objcopy (ukitest.Build).
 func buildUKI(t testing.TB, secs []sec) string {
-	t.Helper()
-	if _, err := exec.LookPath("objcopy"); err != nil {
-		t.Skip("objcopy not installed (Debian package binutils; scripts/test installs it)")
+	var us []ukitest.Section
+	for _, s := range secs {
+		us = append(us, ukitest.Section{Name: s.name, Data: s.data})
 	}
-	if _, err := os.Stat(stubPath); err != nil {
-		t.Skipf("%s missing (Debian package systemd-boot-efi; scripts/test installs it)", stubPath)
-	}
-	dir := t.TempDir()
-	in := stubPath
-	vma := 0x1000000
-	inImage := map[string]bool{} // added by an earlier objcopy run
-	pending := map[string]bool{} // added by the run being prepared
-	var add, rename []string
-	flush := func(out string) {
-		args := append(add, in, out)
-		if o, err := exec.Command("objcopy", args...).CombinedOutput(); err != nil {
-			t.Fatalf("objcopy %q: %v\n%s", args, err, o)
-		}
-		in, add = out, nil
-		if len(rename) > 0 {
-			out2 := out + ".renamed"
-			args := append(rename, in, out2)
-			if o, err := exec.Command("objcopy", args...).CombinedOutput(); err != nil {
-				t.Fatalf("objcopy %q: %v\n%s", args, err, o)
-			}
-			in, rename = out2, nil
-		}
-		for n := range pending {
-			inImage[n] = true
-		}
-		pending = map[string]bool{}
-	}
-	for i, s := range secs {
-		f := filepath.Join(dir, fmt.Sprintf("sec%d", i))
-		if err := os.WriteFile(f, s.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if pending[s.name] {
-			flush(filepath.Join(dir, fmt.Sprintf("step%d.efi", i)))
-		}
-		pending[s.name] = true
-		name := s.name
-		if inImage[s.name] {
-			name = fmt.Sprintf(".tmp%d", i)
-			rename = append(rename, "--rename-section", name+"="+s.name)
-		}
-		add = append(add, "--add-section", name+"="+f, "--change-section-vma", fmt.Sprintf("%s=%#x", name, vma))
-		vma += (len(s.data) + 0xfff) &^ 0xfff
-		vma += 0x1000
-	}
-	out := filepath.Join(dir, "uki.efi")
-	flush(out)
-	if in != out {
-		if err := os.Rename(in, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return ukitest.Build(t, us)
 }
 
 func pattern(n int, seed byte) []byte {

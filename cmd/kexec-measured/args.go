@@ -20,6 +20,7 @@ type options struct {
 	kernel       string
 	initrds      []string
 	appendLine   string
+	appendSet    bool // --append was given (even empty): it replaces an entry's options
 	reuseCmdline bool
 	kernelType   string
 
@@ -32,6 +33,11 @@ type options struct {
 	json       bool
 	initrdOut  string
 	banks      string
+
+	entry      string // --entry=ID|default
+	espPath    string // --esp-path
+	bootPath   string // --boot-path
+	ukiProfile int    // --uki-profile; -1 for the default
 }
 
 // usageError is a command line that cannot be carried out: exit status 1.
@@ -106,6 +112,24 @@ func optSpecs() []optSpec {
 		{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
 		{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
 		{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+
+		{"entry", 0, true, func(o *options, v string) error {
+			if v == "" {
+				return usagef("--entry: empty entry ID (use --entry=default for the default entry)")
+			}
+			o.entry = v
+			return nil
+		}},
+		{"esp-path", 0, true, func(o *options, v string) error { o.espPath = v; return nil }},
+		{"boot-path", 0, true, func(o *options, v string) error { o.bootPath = v; return nil }},
+		{"uki-profile", 0, true, func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 255 {
+				return usagef("--uki-profile=%s: a UKI profile is a number from 0 to 255", v)
+			}
+			o.ukiProfile = n
+			return nil
+		}},
 	}
 }
 
@@ -118,7 +142,7 @@ func addInitrd(o *options, v string) error {
 }
 
 // setAppend: as in kexec-tools, a later --append replaces an earlier one.
-func setAppend(o *options, v string) error { o.appendLine = v; return nil }
+func setAppend(o *options, v string) error { o.appendLine, o.appendSet = v, true; return nil }
 
 // parseArgs parses args (without the program name) the way kexec-tools'
 // getopt_long does: options and operands may be mixed, "--" ends the
@@ -127,7 +151,7 @@ func setAppend(o *options, v string) error { o.appendLine = v; return nil }
 // take their value attached or as the next argument. The kernel is the
 // first operand.
 func parseArgs(args []string) (*options, error) {
-	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
+	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256", ukiProfile: -1}
 	var operands []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -207,8 +231,14 @@ func parseArgs(args []string) (*options, error) {
 		return nil, usagef("-c/--kexec-syscall is not supported: measured loading needs kexec_file_load, " +
 			"where the kernel reads the very bytes that were measured (use -s, the default)")
 	}
-	if o.doLoad && o.kernel == "" {
+	if o.doLoad && o.kernel == "" && o.entry == "" {
 		return nil, usagef("no kernel specified")
+	}
+	if o.entry != "" && o.kernel != "" {
+		return nil, usagef("--entry=%s and the kernel %s: give one of them", o.entry, o.kernel)
+	}
+	if o.entry != "" && o.ukiProfile >= 0 {
+		return nil, usagef("--uki-profile applies to a UKI named on the command line; with --entry, name the profile's entry (--entry=NAME.efi@PROFILE)")
 	}
 	if o.initrdOut != "" && !o.doLoad {
 		return nil, usagef("--initrd-out needs a load (-l, -p, -f or no mode)")

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kexec-measured/kexec-measured/bootentry"
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
 )
@@ -24,6 +25,7 @@ const (
 type env struct {
 	sys     loader.Syscalls
 	getenv  func(string) string
+	efivars string // efivarfs, for the boot entry pointers ("" reads none)
 	openTPM func(spec string) (tpmDevice, error)
 	clock   func() int64
 }
@@ -61,6 +63,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
 
 	if o.doLoad {
+		if err := resolveBoot(o, e, &req, stderr); err != nil {
+			return exitRefused, err
+		}
 		// Refuse bad inputs before the TPM is opened: a bad file changes
 		// nothing, not even a TPM session.
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
@@ -160,5 +165,5 @@ func parseBanks(s string) ([]crypto.Hash, error) {
 
 // newEnv is the real machine.
 func newEnv() env {
-	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, openTPM: openTPM, clock: bootClock}
+	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, efivars: bootentry.DefaultEFIVars, openTPM: openTPM, clock: bootClock}
 }

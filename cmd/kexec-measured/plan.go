@@ -23,9 +23,10 @@ type planJSON struct {
 }
 
 type componentJSON struct {
-	Path   string `json:"path"`
-	Offset int64  `json:"offset"`
-	Size   int64  `json:"size"`
+	Path    string `json:"path"`
+	Offset  int64  `json:"offset"`
+	Size    int64  `json:"size"`
+	Section string `json:"section,omitempty"`
 }
 
 type initrdJSON struct {
@@ -41,10 +42,10 @@ func writePlanJSON(w io.Writer, o *options, res *loader.Result) error {
 		p.Steps = []string{}
 	}
 	if im := res.Image; im != nil {
-		p.Kernel = &componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size}
+		p.Kernel = &componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size, Section: im.Kernel.Section}
 		p.Initrd = &initrdJSON{Size: im.InitrdSize, Components: []componentJSON{}}
 		for _, c := range im.Initrd {
-			p.Initrd.Components = append(p.Initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size})
+			p.Initrd.Components = append(p.Initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size, Section: c.Section})
 		}
 		p.Cmdline = &im.Cmdline
 		for _, h := range im.Banks {
@@ -82,10 +83,10 @@ func trimRecord(b []byte) json.RawMessage {
 func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 	fmt.Fprintln(w, "dry run: nothing loaded, no TPM extend, no log write")
 	if im := res.Image; im != nil {
-		fmt.Fprintf(w, "kernel   %s (%d bytes)\n", im.Kernel.Path, im.Kernel.Size)
+		fmt.Fprintf(w, "kernel   %s%s (%d bytes)\n", im.Kernel.Path, sectionSuffix(im.Kernel.Section), im.Kernel.Size)
 		fmt.Fprintf(w, "initrd   %d bytes in %d component(s)\n", im.InitrdSize, len(im.Initrd))
 		for i, c := range im.Initrd {
-			fmt.Fprintf(w, "  %2d  offset %10d  size %10d  %s\n", i, c.Offset, c.Size, c.Path)
+			fmt.Fprintf(w, "  %2d  offset %10d  size %10d  %s%s\n", i, c.Offset, c.Size, c.Path, sectionSuffix(c.Section))
 		}
 		fmt.Fprintf(w, "cmdline  %q\n", im.Cmdline)
 		fmt.Fprintf(w, "events   PCR %d\n", o.pcr)
@@ -94,6 +95,7 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 			if m.Path != "" {
 				desc += " " + m.Path
 			}
+			desc += sectionSuffix(m.Section)
 			if m.Segment != nil {
 				desc += fmt.Sprintf(" segment %d (%s)", *m.Segment, m.Kind)
 			}
@@ -111,4 +113,12 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 		}
 	}
 	return nil
+}
+
+// sectionSuffix spells a UKI section after a path: " [.linux]".
+func sectionSuffix(section string) string {
+	if section == "" {
+		return ""
+	}
+	return " [" + section + "]"
 }
