@@ -14,6 +14,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/bootentry/ukitest"
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
 // writeTree writes files (relative path to contents) under dir.
@@ -182,3 +183,52 @@ func TestUKIDryRun(t *testing.T) {
 }
 
 func hexString(b []byte) string { return hex.EncodeToString(b) }
+
+// TestInspectUKI: inspect lists a UKI's sections with the digests a load
+// measures, and the segments inside .initrd.
+func TestInspectUKI(t *testing.T) {
+	a, err := newc.Archive([]newc.File{{Name: "a", Perm: 0o644, Data: []byte("first")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newc.Archive([]newc.File{{Name: "b", Perm: 0o644, Data: []byte("second")}})
+	initrd := append(append([]byte{}, a...), b...)
+	uki := ukitest.Build(t, []ukitest.Section{
+		{Name: ".osrel", Data: []byte("ID=test\n")},
+		{Name: ".linux", Data: []byte("LINUX")},
+		{Name: ".initrd", Data: initrd},
+	})
+	var stdout, stderr strings.Builder
+	if code := runInspect([]string{"--json", uki}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep struct {
+		Sections []struct {
+			Name    string            `json:"name"`
+			Size    int64             `json:"size"`
+			Digests map[string]string `json:"digests"`
+			Initrd  *struct {
+				Segments []json.RawMessage `json:"segments"`
+			} `json:"initrd"`
+		} `json:"sections"`
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, s := range rep.Sections {
+		switch s.Name {
+		case ".linux":
+			found[s.Name] = s.Digests["sha256"] == hexString(hashtest.Sum(crypto.SHA256, []byte("LINUX")))
+		case ".initrd":
+			found[s.Name] = s.Digests["sha256"] == hexString(hashtest.Sum(crypto.SHA256, initrd)) && s.Initrd != nil && len(s.Initrd.Segments) == 2
+		}
+	}
+	if !found[".linux"] || !found[".initrd"] {
+		t.Errorf("sections %+v: want .linux with its digest and .initrd with two segments", rep.Sections)
+	}
+	stdout.Reset()
+	if code := runInspect([]string{uki}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "[.initrd]: ") {
+		t.Errorf("text: exit %d\n%s", code, stdout.String())
+	}
+}
