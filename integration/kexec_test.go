@@ -27,6 +27,8 @@ type kexecRun struct {
 	// records systemd wrote earlier in the boot; it must stay the log's
 	// prefix byte for byte, and the checks apply to what follows it.
 	PreLog []byte
+	// Files are more files for stage 1, by path without leading slash.
+	Files map[string][]byte
 }
 
 // result is what a kexecRun observed, for scenario-specific checks.
@@ -71,8 +73,12 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 		cmdline = stage1Cmdline
 	}
 	s1 := stage1{Components: r.Components, Script: r.stage1Script()}
+	s1.Files = map[string][]byte{}
+	for name, data := range r.Files {
+		s1.Files[name] = data
+	}
 	if r.PreLog != nil {
-		s1.Files = map[string][]byte{"prelog": r.PreLog}
+		s1.Files["prelog"] = r.PreLog
 	}
 	initrd := s1.build(t, e, dir)
 	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: cmdline, TPM: tpm})

@@ -58,6 +58,17 @@ Measurement options:
                       (default sha256; e.g. sha1,sha256).
      --initrd-out=FILE  Write the concatenated initrd that is loaded to FILE.
 
+Boot entries (docs/entries.md):
+     --entry=ID|default  Load the boot loader entry ID, or the one systemd
+                      would boot: its linux, every initrd line as a component,
+                      its options as the command line (unless --append or
+                      --reuse-cmdline). Instead of a kernel argument.
+     --esp-path=DIR   The EFI System Partition (default: as bootctl finds it).
+     --boot-path=DIR  The XBOOTLDR partition.
+     --uki-profile=N  The profile of a unified kernel image (default 0).
+A kernel that is a unified kernel image (a PE with .linux) loads its .linux,
+.ucode and .initrd sections and its .cmdline, each measured as its own event.
+
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
 
