@@ -2,8 +2,10 @@ package bootentry
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -45,7 +47,7 @@ func InspectUKI(r io.ReaderAt, size int64, opt segments.InspectOptions) (*UKIRep
 	}
 	algs := opt.Digests
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
 	}
 	rep := &UKIReport{Size: size, Profiles: u.Profiles}
 	for _, s := range u.Sections {
@@ -74,24 +76,25 @@ func InspectUKI(r io.ReaderAt, size int64, opt segments.InspectOptions) (*UKIRep
 	return rep, nil
 }
 
-func digestRange(r io.ReaderAt, off, size int64, algs []string) (map[string]string, error) {
-	out := map[string]string{}
-	var ws []io.Writer
-	var sums []func() []byte
-	for _, a := range algs {
-		h, err := pcr.Parse(a)
-		if err != nil {
-			return nil, err
-		}
-		hh := h.New()
-		ws = append(ws, hh)
-		sums = append(sums, func() []byte { return hh.Sum(nil) })
+// digestRange digests size bytes at off of r with each of algs, keyed by
+// the bank names (pcr.Name).
+func digestRange(r io.ReaderAt, off, size int64, algs []crypto.Hash) (map[string]string, error) {
+	hs := make([]hash.Hash, len(algs))
+	ws := make([]io.Writer, len(algs))
+	for i, a := range algs {
+		hs[i] = a.New()
+		ws[i] = hs[i]
 	}
 	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(r, off, size)); err != nil {
 		return nil, err
 	}
+	out := make(map[string]string, len(algs))
 	for i, a := range algs {
-		out[a] = hex.EncodeToString(sums[i]())
+		name, err := pcr.Name(a)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = hex.EncodeToString(hs[i].Sum(nil))
 	}
 	return out, nil
 }
@@ -109,16 +112,24 @@ func (r *UKIReport) Clean() bool {
 
 // WriteText writes the report as a table of sections, then the segment
 // table of each initrd section.
-func (r *UKIReport) WriteText(w io.Writer, algs []string, list bool) error {
+func (r *UKIReport) WriteText(w io.Writer, algs []crypto.Hash, list bool) error {
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
+	}
+	names := make([]string, len(algs))
+	for i, a := range algs {
+		name, err := pcr.Name(a)
+		if err != nil {
+			return err
+		}
+		names[i] = name
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s: unified kernel image, %d bytes, %d sections, %d profile(s)\n", r.Image, r.Size, len(r.Sections), max(r.Profiles, 1))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "SECTION\tPROFILE\tOFFSET\tSIZE\tRAW")
-	for _, a := range algs {
-		fmt.Fprintf(tw, "\t%s", strings.ToUpper(a))
+	for _, n := range names {
+		fmt.Fprintf(tw, "\t%s", strings.ToUpper(n))
 	}
 	fmt.Fprintln(tw)
 	for _, s := range r.Sections {
@@ -127,8 +138,8 @@ func (r *UKIReport) WriteText(w io.Writer, algs []string, list bool) error {
 			prof = fmt.Sprintf("@%d", *s.Profile)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d", s.Name, prof, s.Offset, s.Size, s.RawSize)
-		for _, a := range algs {
-			d := s.Digests[a]
+		for _, n := range names {
+			d := s.Digests[n]
 			if d == "" {
 				d = "-"
 			}

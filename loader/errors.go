@@ -15,7 +15,7 @@ var (
 	ErrNoKernel         = errors.New("loader: no kernel specified")
 	ErrBadRange         = errors.New("loader: range outside the file")
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
-	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
+	ErrNothingLoaded    = errors.New("loader: Nothing has been loaded!") // kexec-tools' words after the prefix
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
 )
 

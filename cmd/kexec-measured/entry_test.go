@@ -31,14 +31,22 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// testPlan is the part of a --dry-run --json plan these tests read.
+type testPlan struct {
+	Kernel  *componentJSON    `json:"kernel"`
+	Initrd  *initrdJSON       `json:"initrd"`
+	Cmdline *string           `json:"cmdline"`
+	Events  []json.RawMessage `json:"events"`
+}
+
 // dryRunJSON runs a --dry-run --json and decodes the plan and its events.
-func dryRunJSON(t *testing.T, e env, args ...string) (planJSON, []eventlog.KexecContent, []map[string]string) {
+func dryRunJSON(t *testing.T, e env, args ...string) (testPlan, []eventlog.KexecContent, []map[string]string) {
 	t.Helper()
 	code, out, stderr := runTest(e, append(args, "--dry-run", "--json", "--tpm=none")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var p planJSON
+	var p testPlan
 	if err := json.Unmarshal([]byte(out), &p); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

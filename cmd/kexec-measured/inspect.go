@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"os"
 
 	"github.com/kexec-measured/kexec-measured/bootentry"
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
@@ -62,7 +64,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	algs, err := segments.ParseDigests(*digests)
+	algs, err := pcr.ParseList(*digests)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: --digests: %v\n", err)
 		return 2
@@ -78,7 +80,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 }
 
 // inspectImage reports on one image and returns its exit status.
-func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
+func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
@@ -103,11 +105,11 @@ func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr
 
 // report is an inspect report: of an initramfs image or of a UKI.
 type report interface {
-	WriteText(w io.Writer, algs []string, list bool) error
+	WriteText(w io.Writer, algs []crypto.Hash, list bool) error
 }
 
 // writeReport prints rep and returns the exit status.
-func writeReport(rep report, clean bool, ierr error, path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
+func writeReport(rep report, clean bool, ierr error, path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
 	var err error
 	if jsonOut {
 		err = json.NewEncoder(stdout).Encode(rep)
