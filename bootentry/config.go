@@ -1,6 +1,7 @@
 package bootentry
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -224,7 +225,7 @@ func compareEntries(a, b *Entry) int {
 		return r
 	}
 	if a.idWithoutProfile != "" && b.idWithoutProfile != "" && a.Profile != nil && b.Profile != nil {
-		return cmpInt(int(*a.Profile), int(*b.Profile))
+		return cmp.Compare(int(*a.Profile), int(*b.Profile))
 	}
 	return 0
 }

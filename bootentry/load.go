@@ -111,19 +111,11 @@ func (e *Entry) Load() (*Load, error) {
 // VirtualSize; ErrUnsupported naming the section (.dtb, .dtbauto, .efifw)
 // or the addon file, because systemd-stub would apply it and we do not.
 func LoadUKI(path string, profile int, root string) (*Load, error) {
-	f, err := os.Open(path)
+	f, u, err := openUKI(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	u, err := ParseUKI(f, fi.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	if profile < 0 {
 		profile = 0
 	}
@@ -173,6 +165,26 @@ func LoadUKI(path string, profile int, root string) (*Load, error) {
 		l.Cmdline, l.HasCmdline, l.CmdlineSection = stubCmdline(text), true, ".cmdline"
 	}
 	return l, nil
+}
+
+// openUKI opens the UKI at path and parses its section table; errors name
+// the file.
+func openUKI(path string) (*os.File, *UKI, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	u, err := ParseUKI(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, u, nil
 }
 
 // checkAddons refuses a UKI that has PE addons (*.addon.efi) in its

@@ -2,7 +2,6 @@ package bootentry
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 )
@@ -18,7 +17,7 @@ func (s *Set) addType2(root string, src Source, seen map[fileID]bool) error {
 	return eachFile(dir, ".efi", seen, func(p string) {
 		es, err := type2Entries(root, p)
 		if err != nil {
-			s.Skipped = append(s.Skipped, fmt.Errorf("%s: %w", p, err))
+			s.Skipped = append(s.Skipped, err)
 			return
 		}
 		for _, e := range es {
@@ -30,26 +29,18 @@ func (s *Set) addType2(root string, src Source, seen map[fileID]bool) error {
 
 // type2Entries reads the entries of the UKI at p below root.
 func type2Entries(root, p string) ([]*Entry, error) {
-	f, err := os.Open(p)
+	f, u, err := openUKI(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	u, err := ParseUKI(f, fi.Size())
-	if err != nil {
-		return nil, err
-	}
 	rel, err := filepath.Rel(root, p)
 	if err != nil {
 		return nil, err
 	}
 	id, left, done := splitTries(filepath.Base(p))
 	if !validEntryName(id) {
-		return nil, fmt.Errorf("%w: %q", ErrInvalidName, filepath.Base(p))
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, p)
 	}
 	var out []*Entry
 	for prof := 0; prof < maxProfiles; prof++ {
@@ -64,16 +55,16 @@ func type2Entries(root, p string) ([]*Entry, error) {
 				continue
 			}
 			if text[name], err = readText(f, sec); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", p, err)
 			}
 		}
 		if text[".osrel"] == "" {
-			return nil, fmt.Errorf("the unified kernel image lacks .osrel data for profile @%d", prof)
+			return nil, fmt.Errorf("%s: the unified kernel image lacks .osrel data for profile @%d", p, prof)
 		}
 		osrel := parseEnv(text[".osrel"])
 		name := firstOf(osrel["PRETTY_NAME"], osrel["IMAGE_ID"], osrel["NAME"], osrel["ID"])
 		if name == "" {
-			return nil, fmt.Errorf("missing fields in the .osrel data of profile @%d", prof)
+			return nil, fmt.Errorf("%s: missing fields in the .osrel data of profile @%d", p, prof)
 		}
 		pr := uint(prof)
 		e := &Entry{

@@ -1,5 +1,7 @@
 package bootentry
 
+import "cmp"
+
 // CompareVersions compares two version strings the way systemd's
 // strverscmp_improved() does (src/fundamental/string-util-fundamental.c),
 // which is what systemd-boot and bootctl sort boot entries with: negative
@@ -35,7 +37,7 @@ func CompareVersions(a, b string) int {
 			ca, cb = at(a, i), at(b, j)
 		}
 		if ca == 0 || cb == 0 {
-			return cmpByte(ca, cb)
+			return cmp.Compare(ca, cb)
 		}
 		for _, sep := range []byte{'-', '^', '.'} {
 			if ca == sep || cb == sep {
@@ -63,10 +65,10 @@ func CompareVersions(a, b string) int {
 			for j < eb && b[j] == '0' {
 				j++
 			}
-			if r := cmpInt(ea-i, eb-j); r != 0 {
+			if r := cmp.Compare(ea-i, eb-j); r != 0 {
 				return r
 			}
-			if r := cmpString(a[i:ea], b[j:eb]); r != 0 {
+			if r := cmp.Compare(a[i:ea], b[j:eb]); r != 0 {
 				return r
 			}
 			i, j = ea, eb
@@ -80,10 +82,10 @@ func CompareVersions(a, b string) int {
 			eb++
 		}
 		n := min(ea-i, eb-j)
-		if r := cmpString(a[i:i+n], b[j:j+n]); r != 0 {
+		if r := cmp.Compare(a[i:i+n], b[j:j+n]); r != 0 {
 			return r
 		}
-		if r := cmpInt(ea-i, eb-j); r != 0 {
+		if r := cmp.Compare(ea-i, eb-j); r != 0 {
 			return r
 		}
 		i, j = ea, eb
@@ -104,26 +106,4 @@ func cmpBool(a, b bool) int {
 		return -1
 	}
 	return 1
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpByte(a, b byte) int { return cmpInt(int(a), int(b)) }
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

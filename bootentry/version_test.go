@@ -1,6 +1,9 @@
 package bootentry
 
-import "testing"
+import (
+	"cmp"
+	"testing"
+)
 
 // TestCompareVersions checks the order systemd documents for
 // strverscmp_improved() (string-util-fundamental.c) and cases from its
@@ -13,7 +16,7 @@ func TestCompareVersions(t *testing.T) {
 	for i := range ordered {
 		for j := range ordered {
 			got := CompareVersions(ordered[i], ordered[j])
-			want := cmpInt(i, j)
+			want := cmp.Compare(i, j)
 			if sign(got) != want {
 				t.Errorf("CompareVersions(%q, %q) = %d, want sign %d", ordered[i], ordered[j], got, want)
 			}
@@ -42,7 +45,7 @@ func TestCompareVersions(t *testing.T) {
 	}
 }
 
-func sign(n int) int { return cmpInt(n, 0) }
+func sign(n int) int { return cmp.Compare(n, 0) }
 
 func FuzzCompareVersions(f *testing.F) {
 	f.Add("6.1.0-10", "6.1.0-9")
