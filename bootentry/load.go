@@ -51,7 +51,7 @@ func EFIArch() string {
 
 // Load turns the entry into a load. A type #1 entry loads its linux file,
 // each initrd file as its own component in order, and its options lines
-// joined; a type #2 entry loads its UKI (LoadUKI). Errors wrap
+// joined; a type #2 entry loads its UKI with its addons (LoadUKI). Errors wrap
 // ErrUnsupported and name the key for what systemd-boot would honour and
 // a kexec load cannot: efi, uki, uki-url, profile, devicetree,
 // devicetree-overlay, an architecture other than this machine's, no linux.
@@ -106,10 +106,15 @@ func (e *Entry) Load() (*Load, error) {
 // empty, is the partition the UKI is on, whose loader/addons/ is checked
 // as well as path's .extra.d/.
 //
+// PE addons are applied as systemd-stub applies them (loadAddons): their
+// microcode first, their initrds after the UKI's, their command lines
+// appended to the UKI's.
+//
 // Errors: ErrNotUKI and the other parser errors; ErrNoProfile;
 // ErrSectionVirtual for a part whose raw data is shorter than its
 // VirtualSize; ErrUnsupported naming the section (.dtb, .dtbauto, .efifw)
-// or the addon file, because systemd-stub would apply it and we do not.
+// of the UKI or an addon, because systemd-stub would install it and a kexec
+// load cannot.
 func LoadUKI(path string, profile int, root string) (*Load, error) {
 	f, u, err := openUKI(path)
 	if err != nil {
@@ -128,7 +133,14 @@ func LoadUKI(path string, profile int, root string) (*Load, error) {
 			return nil, unsupportedf("%s: section %s: systemd-stub would install it, and a kexec load cannot", path, name)
 		}
 	}
-	if err := checkAddons(path, root); err != nil {
+	uname := ""
+	if s, ok := secs[".uname"]; ok && s.Size > 0 {
+		if uname, err = readText(f, s); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	add, err := loadAddons(path, root, uname)
+	if err != nil {
 		return nil, err
 	}
 	part := func(name string) (Part, bool, error) {
@@ -148,6 +160,9 @@ func LoadUKI(path string, profile int, root string) (*Load, error) {
 	} else if !ok {
 		return nil, fmt.Errorf("%s: %w (profile @%d has an empty one)", path, ErrNotUKI, profile)
 	}
+	// stub.c's order: microcode of the addons, the UKI's .ucode and
+	// .initrd, then the addons' initrds.
+	l.Initrds = append(l.Initrds, add.ucode...)
 	for _, name := range []string{".ucode", ".initrd"} {
 		p, ok, err := part(name)
 		if err != nil {
@@ -157,13 +172,23 @@ func LoadUKI(path string, profile int, root string) (*Load, error) {
 			l.Initrds = append(l.Initrds, p)
 		}
 	}
+	l.Initrds = append(l.Initrds, add.initrd...)
+	var cmdline []string
 	if s, ok := secs[".cmdline"]; ok && s.Size > 0 {
 		text, err := readText(f, s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		l.Cmdline, l.HasCmdline, l.CmdlineSection = stubCmdline(text), true, ".cmdline"
+		if c := stubCmdline(text); c != "" {
+			cmdline = append(cmdline, c)
+		}
+		l.HasCmdline, l.CmdlineSection = true, ".cmdline"
 	}
+	if len(add.cmdline) > 0 {
+		cmdline = append(cmdline, add.cmdline...)
+		l.HasCmdline, l.CmdlineSection = true, ".cmdline"
+	}
+	l.Cmdline = strings.Join(cmdline, " ")
 	return l, nil
 }
 
@@ -187,15 +212,32 @@ func openUKI(path string) (*os.File, *UKI, error) {
 	return f, u, nil
 }
 
-// checkAddons refuses a UKI that has PE addons (*.addon.efi) in its
-// .extra.d/ directory or in root's loader/addons/: systemd-stub would add
-// their command line, devicetrees, initrds and microcode (stub.c
-// load_all_addons), and this version does not.
-func checkAddons(path, root string) error {
-	dirs := []string{path + ".extra.d"}
+// addons are the parts PE addons add to a UKI's load.
+type addons struct {
+	ucode, initrd []Part
+	cmdline       []string
+}
+
+// loadAddons reads the PE addons (*.addon.efi) that systemd-stub would
+// apply to the UKI at path (stub.c load_all_addons(), load_addons()): the
+// global ones in root's loader/addons/ (when root is not empty), then the
+// UKI's own in path's .extra.d/, each directory in file name order. An
+// addon whose .uname differs from the UKI's is skipped, as the stub skips
+// it; a PE with a .linux section is no addon and is skipped too. Each
+// addon contributes its .cmdline (appended to the UKI's), .ucode and
+// .initrd. Errors: ErrUnsupported naming the addon for a .dtb or .dtbauto
+// section (a devicetree kexec_file_load cannot install), and the parser's.
+//
+// systemd-stub loads addons through the firmware (LoadImage), which under
+// Secure Boot verifies their signatures; kexec-measured cannot, and
+// applies every addon it finds: their bytes are measured like the rest.
+func loadAddons(path, root, uname string) (*addons, error) {
+	dirs := []string{}
 	if root != "" {
 		dirs = append(dirs, filepath.Join(root, "loader", "addons"))
 	}
+	dirs = append(dirs, path+".extra.d")
+	a := &addons{}
 	for _, dir := range dirs {
 		des, err := os.ReadDir(dir)
 		if err != nil {
@@ -203,13 +245,75 @@ func checkAddons(path, root string) error {
 		}
 		var names []string
 		for _, de := range des {
-			if hasSuffixFold(de.Name(), ".addon.efi") {
-				names = append(names, filepath.Join(dir, de.Name()))
+			if hasSuffixFold(de.Name(), ".addon.efi") && de.Type().IsRegular() {
+				names = append(names, de.Name())
 			}
 		}
-		if len(names) > 0 {
-			slices.Sort(names)
-			return unsupportedf("%s: PE addon %s: systemd-stub would apply it (command line, devicetree, initrd or microcode), and kexec-measured does not yet; remove it or load the parts by hand", path, names[0])
+		slices.Sort(names)
+		for _, name := range names {
+			if err := a.add(filepath.Join(dir, name), uname); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return a, nil
+}
+
+// add reads one addon.
+func (a *addons) add(p, uname string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	u, err := parsePE(f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	secs, _ := u.Select(-1)
+	if _, ok := secs[".linux"]; ok {
+		return nil // a UKI, not an addon
+	}
+	if s, ok := secs[".uname"]; ok && uname != "" {
+		own, err := readText(f, s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if strings.TrimSpace(own) != strings.TrimSpace(uname) {
+			return nil
+		}
+	}
+	for _, name := range []string{".dtb", ".dtbauto"} {
+		if s, ok := secs[name]; ok && s.Size > 0 {
+			return unsupportedf("PE addon %s: section %s: systemd-stub would install the devicetree, and a kexec load cannot", p, name)
+		}
+	}
+	if s, ok := secs[".cmdline"]; ok && s.Size > 0 {
+		text, err := readText(f, s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if c := stubCmdline(text); c != "" {
+			a.cmdline = append(a.cmdline, c)
+		}
+	}
+	for _, name := range []string{".ucode", ".initrd"} {
+		s, ok := secs[name]
+		if !ok || s.Size == 0 {
+			continue
+		}
+		if err := s.check(); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		part := Part{Path: p, Offset: s.Offset, Size: s.Size, Section: name}
+		if name == ".ucode" {
+			a.ucode = append(a.ucode, part)
+		} else {
+			a.initrd = append(a.initrd, part)
 		}
 	}
 	return nil

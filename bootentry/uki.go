@@ -52,6 +52,20 @@ type UKI struct {
 // the standard library's debug/pe. Errors: ErrNotPE, ErrNotUKI (a PE
 // without .linux, such as a plain EFI-stub kernel), ErrSectionTrunc.
 func ParseUKI(r io.ReaderAt, size int64) (*UKI, error) {
+	u, err := parsePE(r, size)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range u.Sections {
+		if s.Name == ".linux" {
+			return u, nil
+		}
+	}
+	return nil, ErrNotUKI
+}
+
+// parsePE reads the section table of any PE image (a UKI or an addon).
+func parsePE(r io.ReaderAt, size int64) (*UKI, error) {
 	if !IsPE(r) {
 		return nil, ErrNotPE
 	}
@@ -64,7 +78,6 @@ func ParseUKI(r io.ReaderAt, size int64) (*UKI, error) {
 	}
 	u := &UKI{size: size}
 	profile := -1
-	linux := false
 	for _, s := range f.Sections {
 		if s.Name == ".profile" {
 			profile++
@@ -74,13 +87,7 @@ func ParseUKI(r io.ReaderAt, size int64) (*UKI, error) {
 		if sec.RawSize > 0 && sec.Offset+sec.RawSize > size {
 			return nil, fmt.Errorf("%w: %s at %d, %d bytes, file of %d bytes", ErrSectionTrunc, s.Name, sec.Offset, sec.RawSize, size)
 		}
-		if s.Name == ".linux" {
-			linux = true
-		}
 		u.Sections = append(u.Sections, sec)
-	}
-	if !linux {
-		return nil, ErrNotUKI
 	}
 	return u, nil
 }

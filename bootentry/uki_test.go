@@ -140,21 +140,12 @@ func TestUKIRefusals(t *testing.T) {
 			t.Errorf("%v, want ErrUnsupported naming .dtb", err)
 		}
 	})
-	t.Run("addon", func(t *testing.T) {
+	t.Run("addon with a devicetree", func(t *testing.T) {
 		path := buildUKI(t, base)
 		os.MkdirAll(path+".extra.d", 0o755)
-		os.WriteFile(filepath.Join(path+".extra.d", "debug.addon.efi"), []byte("MZ"), 0o644)
-		if _, err := LoadUKI(path, -1, ""); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "debug.addon.efi") {
-			t.Errorf("%v, want ErrUnsupported naming the addon", err)
-		}
-	})
-	t.Run("global addon", func(t *testing.T) {
-		path := buildUKI(t, base)
-		root := t.TempDir()
-		os.MkdirAll(filepath.Join(root, "loader", "addons"), 0o755)
-		os.WriteFile(filepath.Join(root, "loader", "addons", "all.addon.efi"), []byte("MZ"), 0o644)
-		if _, err := LoadUKI(path, -1, root); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "all.addon.efi") {
-			t.Errorf("%v, want ErrUnsupported naming the addon", err)
+		os.WriteFile(filepath.Join(path+".extra.d", "board.addon.efi"), makePE([]sec{{".dtb", []byte("dtb")}}), 0o644)
+		if _, err := LoadUKI(path, -1, ""); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "board.addon.efi") || !strings.Contains(err.Error(), ".dtb") {
+			t.Errorf("%v, want ErrUnsupported naming the addon and .dtb", err)
 		}
 	})
 	t.Run("VirtualSize beyond the raw data", func(t *testing.T) {
@@ -171,6 +162,53 @@ func TestUKIRefusals(t *testing.T) {
 			t.Errorf("%v, want ErrNotUKI", err)
 		}
 	})
+}
+
+// TestUKIAddons: PE addons are applied as systemd-stub applies them: the
+// global ones (loader/addons/) before the UKI's own (.extra.d/), each in
+// name order; their .ucode first, their .initrd after the UKI's, their
+// .cmdline after the UKI's; an addon for another .uname is skipped.
+func TestUKIAddons(t *testing.T) {
+	path := buildUKI(t, []sec{
+		{".osrel", []byte("ID=x\n")}, {".uname", []byte("6.1.0-test\n")}, {".cmdline", []byte("root=/dev/vda")},
+		{".linux", pattern(1000, 1)}, {".ucode", []byte("UKI-UCODE")}, {".initrd", []byte("UKI-INITRD")},
+	})
+	root := t.TempDir()
+	global := filepath.Join(root, "loader", "addons")
+	local := path + ".extra.d"
+	os.MkdirAll(global, 0o755)
+	os.MkdirAll(local, 0o755)
+	write := func(p string, secs []sec) {
+		if err := os.WriteFile(p, makePE(secs), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(global, "10-console.addon.efi"), []sec{{".cmdline", []byte("console=ttyS0\n")}})
+	write(filepath.Join(local, "b-debug.addon.efi"), []sec{{".cmdline", []byte("debug")}, {".initrd", []byte("ADDON-INITRD")}})
+	write(filepath.Join(local, "a-fw.addon.efi"), []sec{{".ucode", []byte("ADDON-UCODE")}})
+	write(filepath.Join(local, "c-other.addon.efi"), []sec{{".uname", []byte("5.10.0-other")}, {".cmdline", []byte("skipped")}})
+	write(filepath.Join(local, "notes.txt"), []sec{{".cmdline", []byte("not an addon")}})
+	l, err := LoadUKI(path, -1, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Cmdline != "root=/dev/vda console=ttyS0 debug" {
+		t.Errorf("cmdline %q, want the UKI's, then the global addon's, then the local one's", l.Cmdline)
+	}
+	var got []string
+	for _, p := range l.Initrds {
+		got = append(got, string(readPart(t, p)))
+	}
+	if want := "ADDON-UCODE UKI-UCODE UKI-INITRD ADDON-INITRD"; strings.Join(got, " ") != want {
+		t.Errorf("initrds %q, want %q", got, want)
+	}
+	if l.Initrds[0].Section != ".ucode" || !strings.HasSuffix(l.Initrds[0].Path, "a-fw.addon.efi") {
+		t.Errorf("first initrd %+v, want the addon's .ucode", l.Initrds[0])
+	}
+	// Without the partition root only the UKI's own addons apply.
+	if l, err = LoadUKI(path, -1, ""); err != nil || l.Cmdline != "root=/dev/vda debug" {
+		t.Errorf("without root: %v, cmdline %q", err, l.Cmdline)
+	}
 }
 
 // patchVirtualSize sets the VirtualSize of the named section in a PE image.
