@@ -40,7 +40,7 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "kexec-measured %s (kexec-tools compatible)\n", version)
+		fmt.Fprintln(stdout, buildVersion(buildInfo()))
 		return exitOK
 	}
 	status, err := kexec(o, e, stdout, stderr)
