@@ -35,6 +35,7 @@ type options struct {
 	json       bool
 	initrdOut  string
 	banks      string
+	maxEvents  int
 
 	entry      string // --entry=ID|default
 	espPath    string // --esp-path
@@ -114,6 +115,14 @@ func optSpecs() []optSpec {
 		{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
 		{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
 		{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+		{"max-events", 0, true, func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return usagef("--max-events=%s: a number of events, at least 1", v)
+			}
+			o.maxEvents = n
+			return nil
+		}},
 
 		{"entry", 0, true, func(o *options, v string) error {
 			if v == "" {

@@ -59,7 +59,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
 
 	if o.doLoad {
 		if err := resolveBoot(o, e, &req, stderr); err != nil {
@@ -69,6 +69,11 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		// nothing, not even a TPM session.
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
+		}
+		if req.InitrdOut != "" {
+			if err := loader.CheckOutput(req.InitrdOut); err != nil {
+				return exitRefused, err
+			}
 		}
 		d, oerr := openDevices(o, e, stderr)
 		if oerr != nil {
@@ -144,6 +149,8 @@ func exitStatus(err error) int {
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &re),
 		errors.Is(err, loader.ErrNoKernel),
 		errors.Is(err, loader.ErrCmdlineTooLong),
+		errors.Is(err, loader.ErrCmdlineNUL),
+		errors.Is(err, loader.ErrTooManyEvents),
 		errors.Is(err, loader.ErrCrashNotReserved),
 		errors.Is(err, loader.ErrNothingLoaded):
 		return exitRefused
