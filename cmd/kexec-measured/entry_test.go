@@ -240,3 +240,23 @@ func TestInspectUKI(t *testing.T) {
 		t.Errorf("text: exit %d\n%s", code, stdout.String())
 	}
 }
+
+// TestPredictEntry: predict resolves --entry as the load does.
+func TestPredictEntry(t *testing.T) {
+	esp := t.TempDir()
+	writeTree(t, esp, map[string]string{
+		"loader/entries/a.conf": "linux /vmlinuz\ninitrd /one.cpio\ninitrd /two.cpio\noptions quiet\n",
+		"vmlinuz":               "kernel", "one.cpio": "one", "two.cpio": "two",
+	})
+	e, _ := testEnv(t)
+	var stdout, stderr strings.Builder
+	code := predictMain([]string{"-l", "--entry=default", "--esp-path=" + esp, "--from-zero"}, e, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{filepath.Join(esp, "vmlinuz"), filepath.Join(esp, "one.cpio"), filepath.Join(esp, "two.cpio")} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("predict output lacks %s:\n%s", want, stdout.String())
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
 )
@@ -114,15 +115,7 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 		fmt.Fprintf(&b, "cmdline  %q\n", im.Cmdline)
 		fmt.Fprintf(&b, "events   PCR %d\n", o.pcr)
 		for _, m := range im.Measurements {
-			desc := m.Event
-			if m.Path != "" {
-				desc += " " + m.Path
-			}
-			desc += sectionSuffix(m.Section)
-			if m.Segment != nil {
-				desc += fmt.Sprintf(" segment %d (%s)", *m.Segment, m.Kind)
-			}
-			fmt.Fprintf(&b, "  %s  offset %d size %d\n", desc, m.Offset, m.Size)
+			fmt.Fprintf(&b, "  %s  offset %d size %d\n", describeEvent(m.KexecContent), m.Offset, m.Size)
 			for _, h := range im.Banks {
 				name, err := pcr.Name(h)
 				if err != nil {
@@ -148,4 +141,18 @@ func sectionSuffix(section string) string {
 		return ""
 	}
 	return " [" + section + "]"
+}
+
+// describeEvent names an event for the text outputs of a dry run and of
+// predict: "kexec-initrd /boot/initrd.img segment 1 (gzip)".
+func describeEvent(c eventlog.KexecContent) string {
+	desc := c.Event
+	if c.Path != "" {
+		desc += " " + c.Path
+	}
+	desc += sectionSuffix(c.Section)
+	if c.Segment != nil {
+		desc += fmt.Sprintf(" segment %d (%s)", *c.Segment, c.Kind)
+	}
+	return desc
 }
