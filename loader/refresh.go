@@ -86,7 +86,11 @@ func (l *Loader) Refresh(st *LoadState, log EventLog, logBytes func() ([]byte, e
 	if st.Split {
 		copyBanks = nil
 	}
-	im, err := readInputs(st.Kernel, st.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
+	// TODO(handoff, entries): the state does not keep the PE section
+	// ranges of a load from a UKI (Request.KernelRange, InitrdRanges): such
+	// a refresh reads the whole files, its digests differ from the logged
+	// ones, and it is refused below rather than loading other bytes.
+	im, err := readInputs(st.Kernel, st.Initrds, nil, nil, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return res, err
 	}

@@ -184,7 +184,7 @@ func Verify(in Input) *Verdict {
 	v := &Verdict{Notes: append([]string{}, in.Notes...), Boots: []Boot{}, PCRs: []PCRRow{}, Findings: []Finding{}}
 	banks := in.Actual.Banks()
 	if len(banks) == 0 {
-		v.add(Finding{Message: "no PCR values to compare with"})
+		v.add(Finding{Message: "no PCR values to compare the replay to (the TPM has no bank, or --pcrs gives none)"})
 	}
 	if in.FirmwareErr != nil {
 		v.add(Finding{Message: fmt.Sprintf("firmware log: %v", in.FirmwareErr)})
