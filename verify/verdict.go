@@ -218,29 +218,39 @@ func Verify(in Input) *Verdict {
 		}
 	}
 	log := &eventlog.Log{Records: in.Records, Interrupted: errors.Is(in.LogErr, eventlog.ErrInterrupted)}
+	// One history.NewReport per set of PCRs with values: with a TPM every
+	// bank has all 24, so it is one call for all banks.
 	var report *history.Report
+	groups := map[string][]crypto.Hash{}
+	var keys []string
 	for _, h := range banks {
-		bank, _ := pcr.Name(h)
-		compared := []int{} // not nil: nil asks history for every PCR with events
-		for i := 0; i < pcr.Count; i++ {
-			if !slices.Contains(in.Ignore, i) && in.Actual[h][i] != nil {
-				compared = append(compared, i)
-			}
+		key := fmt.Sprint(comparedPCRs(in, h))
+		if _, ok := groups[key]; !ok {
+			keys = append(keys, key)
 		}
+		groups[key] = append(groups[key], h)
+	}
+	for _, key := range keys {
+		group := groups[key]
 		rep, err := history.NewReport(history.Input{Log: log, Firmware: in.Firmware, CurrentBootID: in.CurrentBootID,
-			Banks: []crypto.Hash{h}, PCRs: compared, TPM: valueReader(in.Actual)})
+			Banks: group, PCRs: comparedPCRs(in, group[0]), TPM: valueReader(in.Actual)})
 		if err != nil { // cannot happen: valueReader has every compared value
-			v.add(Finding{Bank: bank, Message: err.Error()})
+			v.add(Finding{Message: err.Error()})
 			continue
 		}
 		report = rep
-		checks := map[int]history.PCRCheck{}
+		checks := map[crypto.Hash]map[int]history.PCRCheck{}
 		for _, c := range rep.Checks {
-			checks[c.PCR] = c
+			if checks[c.Bank] == nil {
+				checks[c.Bank] = map[int]history.PCRCheck{}
+			}
+			checks[c.Bank][c.PCR] = c
 		}
-		for i := 0; i < pcr.Count; i++ {
-			c, compared := checks[i]
-			v.addRow(in, h, i, c, compared, fwEvents[i], recordsOn[i])
+		for _, h := range group {
+			for i := 0; i < pcr.Count; i++ {
+				c, compared := checks[h][i]
+				v.addRow(in, h, i, c, compared, fwEvents[i], recordsOn[i])
+			}
 		}
 	}
 	slices.SortStableFunc(v.PCRs, func(a, b PCRRow) int { return a.PCR - b.PCR })
@@ -308,6 +318,18 @@ func (v *Verdict) addRow(in Input, h crypto.Hash, i int, c history.PCRCheck, com
 			actual, c.Replayed, row.Firmware, row.Records, c.Reason)})
 	}
 	v.PCRs = append(v.PCRs, row)
+}
+
+// comparedPCRs returns the PCRs of bank h that have a value and are not
+// ignored; never nil (nil asks history for every PCR with events).
+func comparedPCRs(in Input, h crypto.Hash) []int {
+	out := []int{}
+	for i := 0; i < pcr.Count; i++ {
+		if !slices.Contains(in.Ignore, i) && in.Actual[h][i] != nil {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // valueReader serves PCR values that were read already (or given in a
