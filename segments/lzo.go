@@ -212,24 +212,13 @@ func (z *lzoReader) block() error {
 		return fmt.Errorf("lzop block size: %w", eofIsUnexpected(err))
 	}
 	slen := int(binary.BigEndian.Uint32(h[4:]))
-	if dlen > 64<<20 || slen > dlen {
+	if dlen > lzoMaxBlock || slen > dlen {
 		return fmt.Errorf("lzop block sizes %d/%d: %w", slen, dlen, errLZO)
 	}
 	var sums []uint32
-	n := 0
-	if z.flags&lzoAdler32D != 0 {
-		n++
-	}
-	if z.flags&lzoCRC32D != 0 {
-		n++
-	}
+	n, nc := lzoSums(z.flags)
 	if slen < dlen {
-		if z.flags&lzoAdler32C != 0 {
-			n++
-		}
-		if z.flags&lzoCRC32C != 0 {
-			n++
-		}
+		n += nc
 	}
 	for range n {
 		if _, err := io.ReadFull(z.r, h[:4]); err != nil {
