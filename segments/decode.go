@@ -71,30 +71,10 @@ func (d *decReader) Read(p []byte) (int, error) {
 // cpio data are warnings.
 func (r *Reader) scanStream(s *Segment, dec io.Reader) error {
 	d := &decReader{r: dec, max: r.lim.MaxDecompressed - r.decoded}
-	lim := r.lim
-	lim.MaxEntries -= r.entries
-	cr := &CpioReader{src: bufSource{bufio.NewReaderSize(d, 64<<10)}, lim: lim}
-	defer func() {
-		r.decoded += d.n
-		r.entries += cr.entries
-	}()
-	var files []*Header
-	n := 0
-	var cerr error
-	for {
-		h, err := cr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			cerr = err
-			break
-		}
-		if r.keep {
-			files = append(files, h)
-		}
-		n++
-	}
+	defer func() { r.decoded += d.n }()
+	cr := &CpioReader{src: bufSource{bufio.NewReaderSize(d, 64<<10)}, lim: r.cpioLimits()}
+	s.Files = nil
+	n, cerr := r.walkCpio(cr, s)
 	if cerr != nil && d.decErr == nil && d.limit == nil {
 		io.Copy(io.Discard, d) // find the end of the member
 	}
@@ -111,7 +91,6 @@ func (r *Reader) scanStream(s *Segment, dec io.Reader) error {
 		s.warn(s.Offset, WarnJunkWithin, "decompressed data at offset %d is not cpio (%v): the kernel fails with \"junk within compressed archive\"", cr.goodEnd, cerr)
 	}
 	s.Warnings = append(s.Warnings, cr.warns...)
-	s.Files = files
 	s.Entries = n
 	s.Trailer = cr.trailer
 	s.UncompressedSize = d.n
@@ -279,8 +258,7 @@ func (r *Reader) Scan(s *Segment) error {
 	defer rc.Close()
 	known := s.UncompressedSize
 	if err := r.scanStream(s, rc); err != nil {
-		var re *ReadError
-		if errors.As(err, &re) || errors.Is(err, ErrLimit) || errors.Is(err, ErrUnsupportedFilter) {
+		if fatal(err) || errors.Is(err, ErrUnsupportedFilter) {
 			return err
 		}
 		s.warn(s.Offset, WarnCorrupt, "decompression failed: %v", err)

@@ -69,7 +69,7 @@ var (
 // Default limits, used for zero fields of Limits.
 const (
 	DefaultMaxDecompressed = 8 << 30 // bytes per image (all segments together)
-	DefaultMaxEntries      = 1 << 20 // cpio entries per image
+	DefaultMaxEntries      = 1 << 20 // cpio headers per image, trailers included
 	DefaultMaxNameLen      = 4096    // PATH_MAX, as the kernel
 )
 
@@ -77,7 +77,7 @@ const (
 // generous defaults above.
 type Limits struct {
 	MaxDecompressed int64 // decompressed bytes, summed over the image
-	MaxEntries      int   // cpio entries, summed over the image
+	MaxEntries      int   // cpio headers, trailers included, summed over the image
 	MaxNameLen      int   // bytes of a cpio name or symlink target, with its NUL
 }
 

@@ -54,7 +54,7 @@ type Reader struct {
 	pos       int64
 	index     int
 	decoded   int64 // decompressed bytes so far, against lim.MaxDecompressed
-	entries   int   // cpio entries so far, against lim.MaxEntries
+	headers   int   // cpio headers so far, trailers included, against lim.MaxEntries
 	keep      bool
 	unknownAt error // set when the next segment must be an unparsed tail
 	err       error
@@ -114,8 +114,7 @@ func (r *Reader) next() (*Segment, error) {
 	}
 	end, err := r.parse(a, s)
 	if err != nil {
-		var re *ReadError
-		if errors.As(err, &re) || errors.Is(err, ErrLimit) {
+		if fatal(err) {
 			return nil, err
 		}
 		r.unknown(s, err)
@@ -144,6 +143,42 @@ func (r *Reader) unknown(s *Segment, why error) {
 	s.Scanned = false
 	s.Entries, s.Trailer, s.Files, s.UncompressedSize = 0, false, nil, -1
 	s.warn(s.Offset, WarnUnknownBytes, "%d bytes not parsed: %v", s.Size, why)
+}
+
+// fatal reports whether err ends the walk: a failed read of the image
+// (*ReadError) or a reached limit (ErrLimit). Other errors are about the
+// image's bytes and become warnings or an unknown segment.
+func fatal(err error) bool {
+	var re *ReadError
+	return errors.As(err, &re) || errors.Is(err, ErrLimit)
+}
+
+// cpioLimits returns the limits for the next cpio stream: what is left of
+// the image's budget of headers.
+func (r *Reader) cpioLimits() Limits {
+	lim := r.lim
+	lim.MaxEntries -= r.headers
+	return lim
+}
+
+// walkCpio reads the entries of cr up to its end, keeping their headers in
+// s.Files when the Reader keeps entries. It returns the number of entries
+// (trailers not counted) and the error that ended the walk, nil at the end
+// of the stream. The headers cr read count against the image's budget.
+func (r *Reader) walkCpio(cr *CpioReader, s *Segment) (int, error) {
+	defer func() { r.headers += cr.headers }()
+	for {
+		h, err := cr.Next()
+		if err == io.EOF {
+			return cr.Entries(), nil
+		}
+		if err != nil {
+			return cr.Entries(), err
+		}
+		if r.keep {
+			s.Files = append(s.Files, h)
+		}
+	}
 }
 
 func hasWarning(s *Segment, code string) bool {
@@ -222,29 +257,16 @@ func (r *Reader) parseCpio(a *atReader, s *Segment) (int64, error) {
 	if start&3 != 0 {
 		s.warn(start, WarnMisalignedCpio, "uncompressed cpio at offset %d, not a multiple of 4: the kernel looks for cpio headers only at aligned offsets", start)
 	}
-	lim := r.lim
-	lim.MaxEntries -= r.entries
-	cr := newSegmentCpio(a, lim)
-	defer func() { r.entries += cr.entries }()
-	for {
-		h, err := cr.Next()
-		if err == io.EOF {
-			break
+	cr := newSegmentCpio(a, r.cpioLimits())
+	n, err := r.walkCpio(cr, s)
+	if err != nil {
+		if fatal(err) || cr.goodEnd == start {
+			return 0, err
 		}
-		if err != nil {
-			var re *ReadError
-			if errors.As(err, &re) || errors.Is(err, ErrLimit) || cr.goodEnd == start {
-				return 0, err
-			}
-			// Keep the good entries; the rest becomes an unparsed tail.
-			r.unknownAt = err
-			break
-		}
-		if r.keep {
-			s.Files = append(s.Files, h)
-		}
-		s.Entries++
+		// Keep the good entries; the rest becomes an unparsed tail.
+		r.unknownAt = err
 	}
+	s.Entries = n
 	s.Warnings = append(s.Warnings, cr.warns...)
 	s.Scanned = true
 	s.Trailer = cr.trailer
