@@ -187,6 +187,12 @@ func newLZOReader(r io.Reader, flags uint32) *lzoReader {
 	return &lzoReader{r: bufio.NewReaderSize(r, 256<<10), flags: flags}
 }
 
+// reset makes z read the blocks of another lzop file, keeping its buffers.
+func (z *lzoReader) reset(r io.Reader, flags uint32) {
+	z.r.Reset(r)
+	z.flags, z.buf, z.err = flags, nil, nil
+}
+
 func (z *lzoReader) Read(p []byte) (int, error) {
 	for len(z.buf) == 0 {
 		if z.err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Segment is one part of an image: an uncompressed cpio archive, one
@@ -31,7 +32,6 @@ type Segment struct {
 	// Warnings are what the kernel would reject in this segment.
 	Warnings []Warning
 
-	dict     int64 // xz: the largest LZMA2 dictionary of its blocks
 	xzBlocks []xzBlock
 	xzCheck  byte
 	lzoFlags uint32 // lzo: header flags
@@ -56,15 +56,26 @@ type Reader struct {
 	decoded   int64 // decompressed bytes so far, against lim.MaxDecompressed
 	headers   int   // cpio headers so far, trailers included, against lim.MaxEntries
 	keep      bool
-	unknownAt error // set when the next segment must be an unparsed tail
+	onEntry   func(*Segment, *Header) // instead of keep, when set
+	unknownAt error                   // set when the next segment must be an unparsed tail
 	err       error
+
+	budget    int64     // decompressed bytes allowed (Limits.budget)
+	budgetWhy string    // the limit that sets budget
+	deadline  time.Time // from Limits.MaxDuration
+	dec       decoders  // reused from member to member
 }
 
 // NewReader returns a Reader of the image held in the first size bytes of
 // r. The Reader reads r with ReadAt only and never holds more than a small
 // buffer of the image in memory.
 func NewReader(r io.ReaderAt, size int64, lim Limits) *Reader {
-	return &Reader{ra: r, size: size, lim: lim.withDefaults()}
+	rd := &Reader{ra: r, size: size, lim: lim.withDefaults()}
+	rd.budget, rd.budgetWhy = rd.lim.budget(size)
+	if lim.MaxDuration > 0 {
+		rd.deadline = time.Now().Add(lim.MaxDuration)
+	}
+	return rd
 }
 
 // KeepEntries makes the Reader keep the headers of the cpio entries it
@@ -83,6 +94,10 @@ func (r *Reader) Next() (*Segment, error) {
 	if r.pos >= r.size {
 		return nil, io.EOF
 	}
+	if err := r.nextAllowed(); err != nil {
+		r.err = err
+		return nil, err
+	}
 	s, err := r.next()
 	if err != nil {
 		r.err = err
@@ -91,6 +106,18 @@ func (r *Reader) Next() (*Segment, error) {
 	r.index++
 	r.pos = s.Offset + s.Size
 	return s, nil
+}
+
+// nextAllowed returns an ErrLimit when the walk may not go on to another
+// segment.
+func (r *Reader) nextAllowed() error {
+	if r.index >= r.lim.MaxSegments {
+		return fmt.Errorf("segment at offset %d: more than %d segments (limit MaxSegments): %w", r.pos, r.lim.MaxSegments, ErrLimit)
+	}
+	if err := pastDeadline(r.deadline); err != nil {
+		return fmt.Errorf("segment at offset %d: %w", r.pos, err)
+	}
+	return nil
 }
 
 func (r *Reader) next() (*Segment, error) {
@@ -175,7 +202,10 @@ func (r *Reader) walkCpio(cr *CpioReader, s *Segment) (int, error) {
 		if err != nil {
 			return cr.Entries(), err
 		}
-		if r.keep {
+		switch {
+		case r.onEntry != nil:
+			r.onEntry(s, h)
+		case r.keep:
 			s.Files = append(s.Files, h)
 		}
 	}

@@ -102,7 +102,7 @@ func xzBlockAt(a *atReader, s *Segment, first int, csize int64) (xzBlock, error)
 	if crc32.ChecksumIEEE(full[:hsize-4]) != binary.LittleEndian.Uint32(full[hsize-4:]) {
 		return xzBlock{}, fmt.Errorf("xz block header at offset %d: CRC32 mismatch: %w", off, ErrFormat)
 	}
-	comp, uncomp, filters, err := xzBlockHeader(full[1], full[2:hsize-4], s)
+	comp, uncomp, filters, err := xzBlockHeader(full[1], full[2:hsize-4])
 	if err != nil {
 		return xzBlock{}, fmt.Errorf("xz block header at offset %d: %w", off, err)
 	}
@@ -144,9 +144,8 @@ func xzBlockAt(a *atReader, s *Segment, first int, csize int64) (xzBlock, error)
 
 // xzBlockHeader decodes the fields of a block header (§3.1.2 to §3.1.5)
 // between its size byte and its CRC32: the compressed and uncompressed
-// sizes (-1 when absent) and the filter chain. It records the largest
-// LZMA2 dictionary in s.dict.
-func xzBlockHeader(bflags byte, fields []byte, s *Segment) (comp, uncomp int64, filters []xzFilter, err error) {
+// sizes (-1 when absent) and the filter chain.
+func xzBlockHeader(bflags byte, fields []byte) (comp, uncomp int64, filters []xzFilter, err error) {
 	rd := bytes.NewReader(fields)
 	comp, uncomp = -1, -1
 	if bflags&0x40 != 0 {
@@ -170,9 +169,6 @@ func xzBlockHeader(bflags byte, fields []byte, s *Segment) (comp, uncomp int64, 
 		}
 		props := make([]byte, n)
 		rd.Read(props)
-		if id == xzFilterLZMA2 && n == 1 {
-			s.dict = max(s.dict, lzma2Dict(props[0]))
-		}
 		filters = append(filters, xzFilter{id, props})
 	}
 	return comp, uncomp, filters, nil

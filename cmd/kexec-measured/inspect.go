@@ -1,12 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/kexec-measured/kexec-measured/segments"
 )
@@ -74,35 +76,84 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
-// inspectImage reports on one image and returns its exit status.
+// inspectTimeLimit bounds the walk of one image (segments.Limits
+// MaxDuration): with the decompression limits it keeps inspect of any image
+// up to 64 MiB within 10 s (docs/segments.md).
+const inspectTimeLimit = 8 * time.Second
+
+// inspectImage reports on one image and returns its exit status. The report
+// is written while the image is walked, so that memory does not grow with
+// its entries.
 func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
-	f, err := os.Open(path)
+	f, size, err := openImage(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
 		return 2
 	}
 	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		fmt.Fprintf(stderr, "kexec-measured inspect: %s: size: %v\n", path, err)
-		return 2
-	}
-	rep, ierr := segments.Inspect(f, size, segments.InspectOptions{List: list, Digests: algs})
-	rep.Image = path
+	var out segments.ReportWriter
 	if jsonOut {
-		err = json.NewEncoder(stdout).Encode(rep)
+		out = segments.NewJSONWriter(stdout)
 	} else {
-		err = rep.WriteText(stdout, algs, list)
+		out = segments.NewTextWriter(stdout, algs, list)
 	}
+	opt := segments.InspectOptions{Image: path, List: list, Digests: algs, Out: out, Limits: segments.Limits{MaxDuration: inspectTimeLimit}}
+	rep, ierr := segments.Inspect(f, size, opt)
+	var re *segments.ReadError
 	switch {
-	case err != nil:
-		fmt.Fprintf(stderr, "kexec-measured inspect: writing the report: %v\n", err)
-		return 2
-	case ierr != nil:
+	case errors.As(ierr, &re):
 		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
+		return 2
+	case errors.Is(ierr, segments.ErrLimit):
+		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
+		return 1
+	case ierr != nil:
+		fmt.Fprintf(stderr, "kexec-measured inspect: writing the report: %v\n", ierr)
 		return 2
 	case !rep.Clean():
 		return 1
 	}
 	return 0
+}
+
+// openImage opens an image for inspect with the checks the loader makes of
+// its inputs: a regular file (stat before opening, so that a FIFO is not
+// opened; opened with O_NONBLOCK; checked again on the descriptor), whose
+// size is the descriptor's.
+func openImage(path string) (*os.File, int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%s: not a regular file (it is %s)", path, describeMode(fi.Mode()))
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file (it is %s)", path, describeMode(fi.Mode()))
+		}
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "not a regular file"
 }
