@@ -176,8 +176,11 @@ func (e *SkipError) Unwrap() error { return e.Err }
 // range, joined with errors.Join (errors.As finds the first). A read error
 // of r ends it: it returns the records before it and the error.
 func ReadAll(r io.Reader) ([]Record, error) {
+	return readAll(NewReader(r))
+}
+
+func readAll(lr *Reader) ([]Record, error) {
 	var recs []Record
-	lr := NewReader(r)
 	for {
 		rec, err := lr.Next()
 		var se *SkipError

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -36,8 +37,13 @@ func InitialValue(h crypto.Hash, pcr int) []byte {
 // for the PCRs that only userspace extends (e.g. PCR 9 on a kexec'd boot,
 // or 11-15), not for the firmware's.
 //
-// A record without a digest for one of banks gives a *RecordError wrapping
-// ErrMissingDigest; a hash without a CEL-JSON name ErrUnknownAlgorithm.
+// A record without a digest for one of banks makes that PCR of that bank
+// unknown: its value is nil, Compare fails for it, and the error is a
+// *RecordError wrapping ErrMissingDigest (one per PCR and bank, joined with
+// errors.Join). Every other PCR is still replayed, so the values come back
+// together with the error. A record of a PCR out of range is left out the
+// same way (ErrMalformed). Only a hash without a CEL-JSON name
+// (ErrUnknownAlgorithm) gives no values.
 func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 	values := make(PCRValues, len(banks))
 	for _, h := range banks {
@@ -50,21 +56,28 @@ func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 		}
 		values[h] = pcrs
 	}
+	var errs []error
 	for i, rec := range records {
 		if rec.PCR < 0 || rec.PCR > MaxPCR {
-			return nil, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("%w: PCR %d out of range", ErrMalformed, rec.PCR)}
+			errs = append(errs, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("%w: PCR %d out of range", ErrMalformed, rec.PCR)})
+			continue
 		}
 		for _, h := range banks {
+			pcrs := values[h]
+			if pcrs[rec.PCR] == nil {
+				continue // already unknown
+			}
 			sum, err := rec.Sum(h)
 			if err != nil {
-				return nil, &RecordError{Index: i, Offset: -1, Err: err}
+				errs = append(errs, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("PCR %d: %w", rec.PCR, err)})
+				pcrs[rec.PCR] = nil
+			} else {
+				pcrs[rec.PCR] = ExtendValue(h, pcrs[rec.PCR], sum)
 			}
-			pcrs := values[h]
-			pcrs[rec.PCR] = ExtendValue(h, pcrs[rec.PCR], sum)
 			values[h] = pcrs
 		}
 	}
-	return values, nil
+	return values, errors.Join(errs...)
 }
 
 // ExtendValue returns H(old || digest), the value a TPM2_PCR_Extend of
@@ -87,6 +100,9 @@ func (v PCRValues) Compare(pcr int, h crypto.Hash, actual []byte) error {
 	}
 	if pcr < 0 || pcr > MaxPCR {
 		return fmt.Errorf("eventlog: compare: PCR %d out of range 0-%d", pcr, MaxPCR)
+	}
+	if pcrs[pcr] == nil {
+		return fmt.Errorf("%w: PCR %d of bank %v could not be replayed", ErrMissingDigest, pcr, h)
 	}
 	if !bytes.Equal(pcrs[pcr], actual) {
 		return &MismatchError{PCR: pcr, Bank: h, Replayed: slices.Clone(pcrs[pcr]), Actual: slices.Clone(actual)}

@@ -16,6 +16,9 @@ var (
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
 	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
+	// ErrLogCannotExplain is a refusal (Loader.StrictLog) to measure into a
+	// log that was left interrupted or holds damaged ranges.
+	ErrLogCannotExplain = errors.New("loader: refusing to measure into a log that may not explain the PCRs")
 )
 
 // InputError is a problem with a file named on the command line, found

@@ -53,6 +53,9 @@ type Loader struct {
 	DryRun bool
 	// Clock returns the record timestamp (microseconds since boot).
 	Clock func() int64
+	// StrictLog refuses to measure into a log that may no longer explain
+	// the PCRs (interrupted or damaged, see measure) instead of warning.
+	StrictLog bool
 	// Limits bound the segment walk of SplitInitrd (zero: defaults).
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
@@ -185,7 +188,7 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	}
 	if measuring {
 		desc := fmt.Sprintf("extend PCR %d and log %d event(s)", l.PCR, len(im.Measurements))
-		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.warn()) }); err != nil {
+		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.StrictLog, l.warn()) }); err != nil {
 			return im, err
 		}
 	}

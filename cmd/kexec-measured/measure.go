@@ -73,6 +73,7 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 		return nil, fmt.Errorf("opening the measurement log: %w", err)
 	}
 	l.PCRs, l.Log = pcrDevice{dev}, m.log
+	l.StrictLog = o.requireTPM
 	return m, nil
 }
 
