@@ -2,7 +2,9 @@ package segments
 
 import (
 	"bufio"
+	"bytes"
 	"compress/bzip2"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,14 +19,10 @@ import (
 // maxDict bounds the dictionary an lzma or xz decoder and the window a zstd
 // decoder may allocate: 128 MiB, zstd's default decoder limit
 // (ZSTD_WINDOWLOG_LIMIT_DEFAULT 27), which zstd --ultra -22 stays within; xz
-// -9 and lzma -9 use 64 MiB. It is lowered to the image's decompression
-// budget when that is smaller: a dictionary larger than the output is never
-// needed.
+// -9 and lzma -9 use 64 MiB. An xz or lzma dictionary is first lowered to
+// what is left of the image's decompression budget (and for xz to the
+// block's size): a dictionary larger than the output is never needed.
 const maxDict = 128 << 20
-
-func (r *Reader) dictCap() int {
-	return int(min(maxDict, max(r.budget-r.decoded, 4096)))
-}
 
 // decReader counts what a decoder produces, enforces the image's budget of
 // decompressed bytes and the deadline, and remembers the decoder's own
@@ -218,7 +216,7 @@ func (r *Reader) parseBzip2(a *atReader, s *Segment) (int64, error) {
 func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 	start := a.pos
 	br := r.dec.input(a)
-	zr, err := lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(br)
+	zr, err := r.lzmaReader(br)
 	if err != nil {
 		return 0, fmt.Errorf("lzma header at offset %d: %w", start, err)
 	}
@@ -226,6 +224,54 @@ func (r *Reader) parseLZMA(a *atReader, s *Segment) (int64, error) {
 		return 0, err
 	}
 	return consumed(a, br), nil
+}
+
+// lzmaReader returns a decoder of the .lzma stream in br. The header's
+// dictionary size only bounds the match distances, and the decoder never
+// gets to produce more than what is left of the image's budget: a larger
+// dictionary (lzma -9 writes 64 MiB even for a small file) is lowered to
+// that before it is allocated. Above maxDict it is ErrLimit.
+func (r *Reader) lzmaReader(br *bufio.Reader) (io.Reader, error) {
+	hdr, err := br.Peek(lzma.HeaderLen)
+	if err != nil {
+		return nil, eofIsUnexpected(err)
+	}
+	h := bytes.Clone(hdr)
+	dict := int64(binary.LittleEndian.Uint32(h[1:5]))
+	if need := max(r.budget-r.decoded+1, lzma.MinDictCap); dict > need {
+		dict = need
+	}
+	if dict > maxDict {
+		return nil, fmt.Errorf("dictionary of %d bytes, above the %d we allocate: %w", dict, maxDict, ErrLimit)
+	}
+	binary.LittleEndian.PutUint32(h[1:5], uint32(dict))
+	br.Discard(lzma.HeaderLen)
+	return lzma.ReaderConfig{DictCap: maxDict}.NewReader(&headerThen{hdr: h, br: br})
+}
+
+// headerThen reads hdr, then br, byte by byte if asked: the decoder must
+// not read past the end of its stream.
+type headerThen struct {
+	hdr []byte
+	br  *bufio.Reader
+}
+
+func (h *headerThen) Read(p []byte) (int, error) {
+	if len(h.hdr) > 0 {
+		n := copy(p, h.hdr)
+		h.hdr = h.hdr[n:]
+		return n, nil
+	}
+	return h.br.Read(p)
+}
+
+func (h *headerThen) ReadByte() (byte, error) {
+	if len(h.hdr) > 0 {
+		c := h.hdr[0]
+		h.hdr = h.hdr[1:]
+		return c, nil
+	}
+	return h.br.ReadByte()
 }
 
 // Raw returns the bytes of s as they are in the image, padding included.
@@ -261,7 +307,7 @@ func (r *Reader) open(s *Segment, dc *decoders, own bool) (io.ReadCloser, error)
 	case KindBzip2:
 		dec = bzip2.NewReader(dc.input(sec))
 	case KindLZMA:
-		dec, err = lzma.ReaderConfig{DictCap: r.dictCap()}.NewReader(dc.input(sec))
+		dec, err = r.lzmaReader(dc.input(sec))
 	case KindXZ:
 		dec = &xzBlocksReader{ra: readErrorAt{r.ra}, blocks: s.xzBlocks, check: s.xzCheck, maxDic: maxDict, budget: r.budget - r.decoded}
 	case KindLZ4:
