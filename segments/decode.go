@@ -51,8 +51,8 @@ func (d *decReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if err := pastDeadline(d.deadline); err != nil {
-		d.limit = err
-		return 0, err
+		d.limit = fmt.Errorf("after %d decompressed bytes: %w", d.n, err)
+		return 0, d.limit
 	}
 	if room := d.max - d.n + 1; int64(len(p)) > room {
 		p = p[:room]

@@ -70,12 +70,12 @@ var (
 // Default limits, used for zero fields of Limits. docs/segments.md gives
 // the reason for each value.
 const (
-	DefaultMaxDecompressed = 8 << 30   // bytes per image (all segments together), whatever its size
-	DefaultMaxRatio        = 32        // decompressed bytes per byte of image
-	DefaultRatioFloor      = 256 << 20 // decompressed bytes any image may have, whatever its ratio
-	DefaultMaxEntries      = 1 << 20   // cpio headers per image, trailers included
-	DefaultMaxNameLen      = 4096      // PATH_MAX, as the kernel
-	DefaultMaxSegments     = 1 << 17   // segments per image
+	DefaultMaxDecompressed = 8 << 30  // bytes per image (all segments together), whatever its size
+	DefaultMaxRatio        = 32       // decompressed bytes per byte of image
+	DefaultRatioFloor      = 64 << 20 // decompressed bytes any image may have, whatever its ratio
+	DefaultMaxEntries      = 1 << 20  // cpio headers per image, trailers included
+	DefaultMaxNameLen      = 4096     // PATH_MAX, as the kernel
+	DefaultMaxSegments     = 1 << 17  // segments per image
 )
 
 // Limits bound the work done on an untrusted image. The zero value means the

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	_ "crypto/sha1" // register the hashes a report may use
@@ -15,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 )
@@ -304,48 +304,68 @@ func (r *Report) writeTable(w io.Writer, algs []string) error {
 	if algs == nil {
 		algs = []string{"sha256"}
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "#\tOFFSET\tSIZE\tPADDING\tKIND\tUNCOMPRESSED\tENTRIES\tTRAILER")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
+	// The columns are aligned as text/tabwriter would (two spaces after
+	// the widest cell), without holding every cell twice.
+	head := []string{"#", "OFFSET", "SIZE", "PADDING", "KIND", "UNCOMPRESSED", "ENTRIES", "TRAILER"}
 	for _, a := range algs {
-		fmt.Fprintf(tw, "\t%s", strings.ToUpper(a))
+		head = append(head, strings.ToUpper(a))
 	}
-	fmt.Fprintln(tw, "\tWARNINGS")
-	for _, s := range r.Segments {
+	row := func(s *SegmentReport) []string {
 		un, ent, tr := "-", "-", "-"
 		if s.UncompressedSize != nil {
-			un = fmt.Sprint(*s.UncompressedSize)
+			un = strconv.FormatInt(*s.UncompressedSize, 10)
 		}
 		if s.Entries != nil {
-			ent = fmt.Sprint(*s.Entries)
+			ent = strconv.Itoa(*s.Entries)
 			tr = map[bool]string{true: "yes", false: "no"}[*s.Trailer]
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s", s.Index, s.Offset, s.Size, s.Padding, s.Kind, un, ent, tr)
+		cells := []string{strconv.Itoa(s.Index), strconv.FormatInt(s.Offset, 10), strconv.FormatInt(s.Size, 10), strconv.FormatInt(s.Padding, 10), s.Kind, un, ent, tr}
 		for _, a := range algs {
-			fmt.Fprintf(tw, "\t%s", s.Digests[a])
+			cells = append(cells, s.Digests[a])
 		}
-		fmt.Fprintf(tw, "\t%d\n", len(s.Warnings))
+		return cells
 	}
-	tw.Flush()
+	width := make([]int, len(head))
+	for i, c := range head {
+		width[i] = len(c)
+	}
+	for i := range r.Segments {
+		for j, c := range row(&r.Segments[i]) {
+			width[j] = max(width[j], len(c))
+		}
+	}
+	line := func(cells []string, last string) {
+		for j, c := range cells {
+			bw.WriteString(c)
+			bw.WriteString(strings.Repeat(" ", width[j]-len(c)+2))
+		}
+		bw.WriteString(last)
+		bw.WriteByte('\n')
+	}
+	line(head, "WARNINGS")
+	for i := range r.Segments {
+		line(row(&r.Segments[i]), strconv.Itoa(len(r.Segments[i].Warnings)))
+	}
+	b := bw
 	for _, s := range r.Segments {
 		for _, wa := range s.Warnings {
-			fmt.Fprintf(&b, "segment %d: warning: %s\n", s.Index, wa)
+			fmt.Fprintf(b, "segment %d: warning: %s\n", s.Index, wa)
 		}
 	}
 	for _, wa := range r.Warnings {
-		fmt.Fprintf(&b, "warning: %s\n", wa)
+		fmt.Fprintf(b, "warning: %s\n", wa)
 	}
 	for _, s := range r.Segments {
 		if s.Note != "" {
-			fmt.Fprintf(&b, "segment %d: note: %s\n", s.Index, s.Note)
+			fmt.Fprintf(b, "segment %d: note: %s\n", s.Index, s.Note)
 		}
 	}
 	if r.Error != "" {
-		fmt.Fprintf(&b, "error: %s\n", r.Error)
+		fmt.Fprintf(b, "error: %s\n", r.Error)
 	}
-	_, err := w.Write(b.Bytes())
-	return err
+	return bw.Flush()
 }
 
 // writeFile writes one entry line of a listing.

@@ -64,6 +64,23 @@ type Reader struct {
 	budgetWhy string    // the limit that sets budget
 	deadline  time.Time // from Limits.MaxDuration
 	dec       decoders  // reused from member to member
+	a         *atReader // reused from segment to segment (at)
+}
+
+// at returns the Reader's atReader positioned at off. Its buffer is kept
+// from segment to segment, and bytes it already holds are not read again:
+// an image of many small members costs one read per buffer, not per member.
+func (r *Reader) at(off int64) *atReader {
+	a := r.a
+	if a == nil {
+		a = &atReader{}
+		r.a = a
+	} else if a.err == nil && a.ra == r.ra && off >= a.boff && off < a.boff+int64(a.w) {
+		a.r, a.pos, a.small = int(off-a.boff), off, false
+		return a
+	}
+	*a = atReader{ra: r.ra, pos: off, end: r.size, boff: off, buf: a.buf[:0]}
+	return a
 }
 
 // NewReader returns a Reader of the image held in the first size bytes of
@@ -128,7 +145,7 @@ func (r *Reader) next() (*Segment, error) {
 		r.unknownAt = nil
 		return s, nil
 	}
-	a := newAtReader(r.ra, start, r.size)
+	a := r.at(start)
 	if start == 0 {
 		n, err := a.skipNULs()
 		if err != nil {
@@ -148,7 +165,7 @@ func (r *Reader) next() (*Segment, error) {
 		return s, nil
 	}
 	if end != a.pos {
-		a = newAtReader(r.ra, end, r.size)
+		a = r.at(end)
 	}
 	pad, err := a.skipNULs()
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
-const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests=sha256,...] IMAGE...
+const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests=sha256,...] [--time-limit=8s] IMAGE...
 
 Walks each initramfs image the way the kernel unpacks it and prints its
 segments: uncompressed cpio archives and compressed members, with the NUL
@@ -32,6 +32,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object per image")
 	list := fs.Bool("list", false, "list the cpio entries of every segment")
 	digests := fs.String("digests", "sha256", "comma-separated digests of each segment: sha1, sha256, sha384, sha512")
+	timeLimit := fs.Duration("time-limit", inspectTimeLimit, "stop walking an image after this long, with a warning (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, inspectUsage)
 		fs.PrintDefaults()
@@ -71,7 +72,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		if i > 0 && !*jsonOut {
 			fmt.Fprintln(stdout)
 		}
-		status = max(status, inspectImage(path, algs, *list, *jsonOut, stdout, stderr))
+		status = max(status, inspectImage(path, algs, *list, *jsonOut, *timeLimit, stdout, stderr))
 	}
 	return status
 }
@@ -84,7 +85,7 @@ const inspectTimeLimit = 8 * time.Second
 // inspectImage reports on one image and returns its exit status. The report
 // is written while the image is walked, so that memory does not grow with
 // its entries.
-func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
+func inspectImage(path string, algs []string, list, jsonOut bool, timeLimit time.Duration, stdout, stderr io.Writer) int {
 	f, size, err := openImage(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
@@ -97,7 +98,7 @@ func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr
 	} else {
 		out = segments.NewTextWriter(stdout, algs, list)
 	}
-	opt := segments.InspectOptions{Image: path, List: list, Digests: algs, Out: out, Limits: segments.Limits{MaxDuration: inspectTimeLimit}}
+	opt := segments.InspectOptions{Image: path, List: list, Digests: algs, Out: out, Limits: segments.Limits{MaxDuration: timeLimit}}
 	rep, ierr := segments.Inspect(f, size, opt)
 	var re *segments.ReadError
 	switch {
