@@ -161,7 +161,7 @@ func checkStage2(t *testing.T, c *console, comps []component, items []measured, 
 }
 
 // componentItems returns the measured items of a kernel, components and a
-// command line, in the order DESIGN §5 gives.
+// command line, in the order docs/measurement.md gives.
 func componentItems(t *testing.T, e *env, comps []component, cmdline string) []measured {
 	t.Helper()
 	items := []measured{{Event: "kexec-kernel", What: "vmlinuz", Data: readFile(t, e.Kernel)}}

@@ -2,9 +2,6 @@ package loader
 
 import (
 	"crypto"
-	_ "crypto/sha1" // register the hashes of the PCR banks we support
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"fmt"
 	"runtime"
 	"sort"

@@ -14,7 +14,7 @@ var (
 	ErrEmptyKernel      = errors.New("loader: the kernel image is empty")
 	ErrNoKernel         = errors.New("loader: no kernel specified")
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
-	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
+	ErrNothingLoaded    = errors.New("loader: Nothing has been loaded!") // kexec-tools' words after the prefix
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
 	// ErrLogCannotExplain is a refusal (Loader.StrictLog) to measure into a
 	// log that was left interrupted or holds damaged ranges.

@@ -51,8 +51,9 @@ type Loader struct {
 	// DryRun does everything but the system calls that change state, the
 	// TPM extends and the log writes; Result.Steps says what would be done.
 	DryRun bool
-	// Clock returns the record timestamp (microseconds since boot).
-	Clock func() int64
+	// Clock returns the record timestamp (microseconds since boot); nil,
+	// or an error (with a warning), means records without a timestamp.
+	Clock func() (int64, error)
 	// StrictLog refuses to measure into a log that may no longer explain
 	// the PCRs (interrupted or damaged, see measure) instead of warning.
 	StrictLog bool
@@ -149,6 +150,9 @@ func (l *Loader) checkLoad(req Request) error {
 	if req.Kernel == "" {
 		return ErrNoKernel
 	}
+	if (l.PCRs == nil) != (l.Log == nil) {
+		return errors.New("loader: measuring needs both a TPM and a log")
+	}
 	if req.Panic && !l.DryRun {
 		b, err := l.Sys.ReadFile(crashSizePath)
 		if err != nil || strings.TrimSpace(string(b)) == "0" {
@@ -177,12 +181,12 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err := im.addMeasurements(req.SplitInitrd, l.Limits, l.warn()); err != nil {
 		return im, err
 	}
-	measuring := l.PCRs != nil || l.Log != nil
-	if measuring && (l.PCRs == nil || l.Log == nil) {
-		return im, errors.New("loader: measuring needs both a TPM and a log")
-	}
+	measuring := l.PCRs != nil
 	if measuring || l.DryRun {
 		if err := l.digest(im); err != nil {
+			return im, err
+		}
+		if err := l.buildRecords(im); err != nil {
 			return im, err
 		}
 	}
@@ -219,8 +223,8 @@ func initrdDesc(im *Image) string {
 	return fmt.Sprintf("initrd memfd of %d bytes", im.InitrdSize)
 }
 
-// digest computes the digests of every measurement in every bank and
-// builds the log records.
+// digest computes the digests of every measurement in every bank: the
+// TPM's allocated banks, or Banks without a TPM.
 func (l *Loader) digest(im *Image) error {
 	banks := l.Banks
 	if l.PCRs != nil {
@@ -230,16 +234,27 @@ func (l *Loader) digest(im *Image) error {
 		return errors.New("loader: no PCR banks to digest with")
 	}
 	im.Banks = banks
-	if err := digestAll(im.Measurements, banks); err != nil {
-		return err
-	}
+	return digestAll(im.Measurements, banks)
+}
+
+// buildRecords builds the log record of every digested measurement, with
+// the boot ID and the Clock's timestamp. Either one that cannot be read is
+// left out of the records, with a warning.
+func (l *Loader) buildRecords(im *Image) error {
 	bootID := ""
-	if b, err := l.Sys.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+	if b, err := l.Sys.ReadFile(bootIDPath); err != nil {
+		fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no boot ID: %v\n", err)
+	} else {
 		bootID = strings.TrimSpace(string(b))
 	}
 	var now int64
 	if l.Clock != nil {
-		now = l.Clock()
+		t, err := l.Clock()
+		if err != nil {
+			fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no timestamp: %v\n", err)
+		} else {
+			now = t
+		}
 	}
 	for i := range im.Measurements {
 		m := &im.Measurements[i]
@@ -278,12 +293,12 @@ func (l *Loader) cmdline(req Request) (string, error) {
 	return s, nil
 }
 
-// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a panic kernel)
-// from the running kernel's command line.
-func reuseCmdline(proc string, panic bool) string {
+// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a crash kernel,
+// -p) from the running kernel's command line.
+func reuseCmdline(proc string, crash bool) string {
 	var keep []string
 	for _, w := range strings.Fields(proc) {
-		if strings.HasPrefix(w, "BOOT_IMAGE=") || (panic && strings.HasPrefix(w, "crashkernel=")) {
+		if strings.HasPrefix(w, "BOOT_IMAGE=") || (crash && strings.HasPrefix(w, "crashkernel=")) {
 			continue
 		}
 		keep = append(keep, w)
@@ -291,10 +306,11 @@ func reuseCmdline(proc string, panic bool) string {
 	return strings.Join(keep, " ")
 }
 
-// loaded reads /sys/kernel/kexec_loaded or kexec_crash_loaded.
-func (l *Loader) loaded(panic bool) (bool, error) {
+// loaded reads /sys/kernel/kexec_loaded, or for the crash kernel (-p)
+// kexec_crash_loaded.
+func (l *Loader) loaded(crash bool) (bool, error) {
 	path := kexecLoadedPath
-	if panic {
+	if crash {
 		path = crashLoadedPath
 	}
 	b, err := l.Sys.ReadFile(path)

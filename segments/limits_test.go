@@ -13,7 +13,7 @@ import (
 // zerosCpio is a cpio archive holding one file of n zero bytes: the payload
 // of a decompression bomb.
 func zerosCpio(n int) []byte {
-	return newc([]entry{{name: "zeros", data: make([]byte, n), ino: 1}}, cpioOpts{})
+	return mkcpio([]entry{{name: "zeros", data: make([]byte, n), ino: 1}}, cpioOpts{})
 }
 
 // randomCpio is a cpio archive of n random bytes: it does not compress.
@@ -23,7 +23,7 @@ func randomCpio(n int) []byte {
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	return newc([]entry{{name: "random", data: data, ino: 1}}, cpioOpts{})
+	return mkcpio([]entry{{name: "random", data: data, ino: 1}}, cpioOpts{})
 }
 
 // TestBombs: every compressed kind, holding more zeros than the limits
@@ -89,13 +89,13 @@ func TestRatioBudget(t *testing.T) {
 // TestSegmentAndEntryLimits: an image of many members stops at MaxSegments,
 // one of many entries at MaxEntries, each named.
 func TestSegmentAndEntryLimits(t *testing.T) {
-	member := compressKind(t, newc(sampleFiles("m", 1), cpioOpts{}), KindGzip)
+	member := compressKind(t, mkcpio(sampleFiles("m", 1), cpioOpts{}), KindGzip)
 	img := bytes.Repeat(member, 50)
 	segs, err := walk(bytes.NewReader(img), int64(len(img)), Limits{MaxSegments: 20})
 	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "MaxSegments") || len(segs) != 20 {
 		t.Fatalf("walk = %d segments, %v; want 20 and ErrLimit naming MaxSegments", len(segs), err)
 	}
-	many := newc(sampleFiles("e", 100), cpioOpts{})
+	many := mkcpio(sampleFiles("e", 100), cpioOpts{})
 	if _, err := walk(bytes.NewReader(many), int64(len(many)), Limits{MaxEntries: 50}); !errors.Is(err, ErrLimit) {
 		t.Fatalf("walk of 100 entries with MaxEntries 50 = %v, want ErrLimit", err)
 	}
@@ -117,7 +117,7 @@ func TestZstdWindowRefused(t *testing.T) {
 // TestInspectLimitWarning: a limit that cuts the walk short is a WarnLimit
 // warning of the report, which names the limit, and the report is not clean.
 func TestInspectLimitWarning(t *testing.T) {
-	img := append(newc(sampleFiles("early", 1), cpioOpts{}), compressKind(t, zerosCpio(4<<20), KindZstd)...)
+	img := append(mkcpio(sampleFiles("early", 1), cpioOpts{}), compressKind(t, zerosCpio(4<<20), KindZstd)...)
 	for _, streamed := range []bool{false, true} {
 		var out bytes.Buffer
 		opt := InspectOptions{Limits: Limits{MaxRatio: 2, RatioFloor: 1 << 20}}
@@ -138,7 +138,7 @@ func TestInspectLimitWarning(t *testing.T) {
 // TestRealImagesWithinLimits: images that do not compress, and ones of
 // ordinary text, are far from the default limits.
 func TestRealImagesWithinLimits(t *testing.T) {
-	raw := append(randomCpio(1<<20), newc(sampleFiles("text", 200), cpioOpts{})...)
+	raw := append(randomCpio(1<<20), mkcpio(sampleFiles("text", 200), cpioOpts{})...)
 	for _, kind := range []string{KindGzip, KindXZ, KindZstd} {
 		img := compressKind(t, raw, kind)
 		segs, err := walk(bytes.NewReader(img), int64(len(img)), Limits{})

@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
-	_ "crypto/sha1" // register the hashes a report may use
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,43 +15,17 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
-
-// Digest algorithms a report can compute, by the names CEL-JSON uses.
-var digestAlgs = map[string]crypto.Hash{
-	"sha1": crypto.SHA1, "sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512,
-}
-
-// ParseDigests parses a comma-separated list of digest names (sha1, sha256,
-// sha384, sha512). It returns an error naming an unknown or repeated name.
-func ParseDigests(list string) ([]string, error) {
-	var out []string
-	for _, name := range strings.Split(list, ",") {
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "" {
-			continue
-		}
-		if _, ok := digestAlgs[name]; !ok {
-			return nil, fmt.Errorf("unknown digest %q (want sha1, sha256, sha384 or sha512)", name)
-		}
-		if slices.Contains(out, name) {
-			return nil, fmt.Errorf("digest %q given twice", name)
-		}
-		out = append(out, name)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("empty digest list")
-	}
-	return out, nil
-}
 
 // InspectOptions configure Inspect. The zero value walks the image, scans
 // every segment's cpio data and digests each segment with SHA-256.
 type InspectOptions struct {
 	Image   string // the image's name in the report
 	Limits  Limits
-	List    bool     // include every cpio entry
-	Digests []string // digest names; nil means sha256
+	List    bool          // include every cpio entry
+	Digests []crypto.Hash // pcr.Banks() hashes; nil means SHA-256
 	// Out, when set, receives the report while it is built (NewTextWriter,
 	// NewJSONWriter), and the returned Report has no Segments: memory does
 	// not grow with the entries of the image.
@@ -139,9 +110,16 @@ func (r *Report) Clean() bool {
 func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 	algs := opt.Digests
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
 	}
 	rep := &Report{Image: opt.Image, Size: size, Segments: []SegmentReport{}}
+	for _, h := range algs {
+		if _, err := pcr.Name(h); err != nil {
+			err = fmt.Errorf("segments: inspect: digest: %w", err)
+			rep.Error = err.Error()
+			return rep, err
+		}
+	}
 	out := opt.Out
 	if out == nil {
 		out = &collector{rep: rep, seg: -1}
@@ -188,7 +166,7 @@ func limitOffset(err error) int64 {
 	return 0
 }
 
-func inspect(ra io.ReaderAt, size int64, opt InspectOptions, algs []string, rep *Report, out ReportWriter) error {
+func inspect(ra io.ReaderAt, size int64, opt InspectOptions, algs []crypto.Hash, rep *Report, out ReportWriter) error {
 	r := NewReader(ra, size, opt.Limits)
 	var werr error
 	if opt.List {
@@ -252,11 +230,11 @@ func inspect(ra io.ReaderAt, size int64, opt InspectOptions, algs []string, rep 
 	}
 }
 
-func digest(ra io.ReaderAt, off, size int64, algs []string, buf []byte) (map[string]string, error) {
+func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash, buf []byte) (map[string]string, error) {
 	hs := make([]hash.Hash, len(algs))
 	ws := make([]io.Writer, len(algs))
 	for i, a := range algs {
-		hs[i] = digestAlgs[a].New()
+		hs[i] = a.New()
 		ws[i] = hs[i]
 	}
 	sec := io.NewSectionReader(ra, off, size)
@@ -269,7 +247,8 @@ func digest(ra io.ReaderAt, off, size int64, algs []string, buf []byte) (map[str
 	}
 	out := make(map[string]string, len(algs))
 	for i, a := range algs {
-		out[a] = hex.EncodeToString(hs[i].Sum(nil))
+		name, _ := pcr.Name(a)
+		out[name] = hex.EncodeToString(hs[i].Sum(nil))
 	}
 	return out, nil
 }
@@ -277,7 +256,7 @@ func digest(ra io.ReaderAt, off, size int64, algs []string, buf []byte) (map[str
 // WriteText writes the report: with list, the entries of each segment
 // first, then one row per segment and the warnings under the table (the
 // order in which NewTextWriter can write them as the walk goes).
-func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
+func (r *Report) WriteText(w io.Writer, algs []crypto.Hash, list bool) error {
 	var b bytes.Buffer
 	if list {
 		for _, s := range r.Segments {
@@ -300,17 +279,25 @@ func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
 
 // writeTable writes the summary line, one row per segment, the warnings,
 // the notes and the error.
-func (r *Report) writeTable(w io.Writer, algs []string) error {
+func (r *Report) writeTable(w io.Writer, algs []crypto.Hash) error {
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
+	}
+	names := make([]string, len(algs))
+	for i, h := range algs {
+		name, err := pcr.Name(h)
+		if err != nil {
+			return fmt.Errorf("segments: report: %w", err)
+		}
+		names[i] = name
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	fmt.Fprintf(bw, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
 	// The columns are aligned as text/tabwriter would (two spaces after
 	// the widest cell), without holding every cell twice.
 	head := []string{"#", "OFFSET", "SIZE", "PADDING", "KIND", "UNCOMPRESSED", "ENTRIES", "TRAILER"}
-	for _, a := range algs {
-		head = append(head, strings.ToUpper(a))
+	for _, name := range names {
+		head = append(head, strings.ToUpper(name))
 	}
 	row := func(s *SegmentReport) []string {
 		un, ent, tr := "-", "-", "-"
@@ -322,8 +309,8 @@ func (r *Report) writeTable(w io.Writer, algs []string) error {
 			tr = map[bool]string{true: "yes", false: "no"}[*s.Trailer]
 		}
 		cells := []string{strconv.Itoa(s.Index), strconv.FormatInt(s.Offset, 10), strconv.FormatInt(s.Size, 10), strconv.FormatInt(s.Padding, 10), s.Kind, un, ent, tr}
-		for _, a := range algs {
-			cells = append(cells, s.Digests[a])
+		for _, name := range names {
+			cells = append(cells, s.Digests[name])
 		}
 		return cells
 	}

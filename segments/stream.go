@@ -2,6 +2,7 @@ package segments
 
 import (
 	"bufio"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,13 +24,13 @@ type ReportWriter interface {
 // NewTextWriter returns a ReportWriter printing what Report.WriteText
 // prints: with list, the entries of each segment as they are found, then the
 // table of segments (kept in memory, one row each) and the warnings.
-func NewTextWriter(w io.Writer, algs []string, list bool) ReportWriter {
+func NewTextWriter(w io.Writer, algs []crypto.Hash, list bool) ReportWriter {
 	return &textWriter{w: bufio.NewWriterSize(w, 64<<10), algs: algs, list: list, last: -1}
 }
 
 type textWriter struct {
 	w    *bufio.Writer
-	algs []string
+	algs []crypto.Hash
 	list bool
 	last int // segment whose entries are being printed
 	rep  Report

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
@@ -62,7 +64,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	algs, err := segments.ParseDigests(*digests)
+	algs, err := pcr.ParseList(*digests)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: --digests: %v\n", err)
 		return 2
@@ -85,7 +87,7 @@ const inspectTimeLimit = 8 * time.Second
 // inspectImage reports on one image and returns its exit status. The report
 // is written while the image is walked, so that memory does not grow with
 // its entries.
-func inspectImage(path string, algs []string, list, jsonOut bool, timeLimit time.Duration, stdout, stderr io.Writer) int {
+func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit time.Duration, stdout, stderr io.Writer) int {
 	f, size, err := openImage(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)

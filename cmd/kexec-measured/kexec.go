@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 
-	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // Exit statuses of kexec mode, as kexec-tools uses them.
@@ -25,7 +23,7 @@ type env struct {
 	sys     loader.Syscalls
 	getenv  func(string) string
 	openTPM func(spec string) (tpmDevice, error)
-	clock   func() int64
+	clock   func() (int64, error)
 }
 
 // runKexec runs kexec(8) syntax and returns the exit status.
@@ -40,7 +38,7 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "kexec-measured %s (kexec-tools compatible)\n", version)
+		fmt.Fprintln(stdout, buildVersion(buildInfo()))
 		return exitOK
 	}
 	status, err := kexec(o, e, stdout, stderr)
@@ -51,14 +49,15 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 }
 
 // kexec carries out parsed options and returns the exit status and the
-// error to print.
-func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
+// error to print. An error closing the TPM or the log after the run fails
+// the command too.
+func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) {
 	banks, err := parseBanks(o.banks)
 	if err != nil {
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, StrictLog: o.requireTPM, Warn: stderr}
 
 	if o.doLoad {
 		// Refuse bad inputs before the TPM is opened: a bad file changes
@@ -66,12 +65,20 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
-		m, err := openMeasurer(o, e, l, stderr)
-		if err != nil {
-			return exitStatus(err), err
+		d, oerr := openDevices(o, e, stderr)
+		if oerr != nil {
+			return exitStatus(oerr), oerr
 		}
-		if m != nil {
-			defer m.close()
+		if d != nil {
+			d.apply(l)
+			defer func() {
+				if cerr := d.close(); cerr != nil {
+					if err == nil {
+						status = exitFailed
+					}
+					err = errors.Join(err, cerr)
+				}
+			}()
 		}
 	}
 
@@ -139,22 +146,12 @@ func exitStatus(err error) int {
 	return exitFailed
 }
 
-// parseBanks parses --banks=sha1,sha256,...
+// parseBanks parses --banks=sha1,sha256,... with pcr.ParseList.
 func parseBanks(s string) ([]crypto.Hash, error) {
-	var banks []crypto.Hash
-	for _, name := range strings.Split(s, ",") {
-		h, err := eventlog.ParseAlg(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usagef("--banks=%s: %v", s, err)
-		}
-		for _, b := range banks {
-			if b == h {
-				return nil, usagef("--banks=%s: %s named twice", s, name)
-			}
-		}
-		banks = append(banks, h)
+	banks, err := pcr.ParseList(s)
+	if err != nil {
+		return nil, usagef("--banks=%s: %v", s, err)
 	}
-	slices.Sort(banks)
 	return banks, nil
 }
 

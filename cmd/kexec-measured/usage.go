@@ -26,15 +26,17 @@ Options:
  -e, --exec           Execute a currently loaded kernel.
  -t, --type=TYPE      Specify the new kernel is of this type (ignored:
                       kexec_file_load detects the type).
- -s, --kexec-file-syscall Use file based syscall for kexec operation (default).
+ -s, --kexec-file-syscall
+                      Use file based syscall for kexec operation (default).
  -c, --kexec-syscall  Refused: measured loading needs kexec_file_load.
  -a, --kexec-syscall-auto  Same as -s.
  -d, --debug          Enable debugging to help spot a failure
                       (KEXEC_FILE_DEBUG).
  -S, --status         Return 1 if the type (by default crash) is loaded,
                       0 if not (-l -S asks about the normal kernel).
-     --initrd=FILE    Use FILE as an initrd component. May be repeated:
-     --ramdisk=FILE   the components are concatenated in order, each at a
+     --initrd=FILE, --ramdisk=FILE
+                      Use FILE as an initrd component. May be repeated:
+                      the components are concatenated in order, each at a
                       4-byte-aligned offset, and measured one by one.
      --append=STRING  Set the kernel command line to STRING.
      --command-line=STRING  Same as --append.
