@@ -6,11 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"syscall"
 	"time"
 
+	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
@@ -88,7 +86,7 @@ const inspectTimeLimit = 8 * time.Second
 // is written while the image is walked, so that memory does not grow with
 // its entries.
 func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit time.Duration, stdout, stderr io.Writer) int {
-	f, size, err := openImage(path)
+	f, size, err := loader.OpenInput(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
 		return 2
@@ -117,46 +115,4 @@ func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit
 		return 1
 	}
 	return 0
-}
-
-// openImage opens an image for inspect with the checks the loader makes of
-// its inputs: a regular file (stat before opening, so that a FIFO is not
-// opened; opened with O_NONBLOCK; checked again on the descriptor), whose
-// size is the descriptor's.
-func openImage(path string) (*os.File, int64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, 0, fmt.Errorf("%s: not a regular file (it is %s)", path, describeMode(fi.Mode()))
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("%s: not a regular file (it is %s)", path, describeMode(fi.Mode()))
-		}
-		return nil, 0, err
-	}
-	return f, fi.Size(), nil
-}
-
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "not a regular file"
 }
