@@ -3,6 +3,7 @@ package segments
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -94,6 +95,17 @@ func TestSegmentAndEntryLimits(t *testing.T) {
 	segs, err := walk(bytes.NewReader(img), int64(len(img)), Limits{MaxSegments: 20})
 	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "MaxSegments") || len(segs) != 20 {
 		t.Fatalf("walk = %d segments, %v; want 20 and ErrLimit naming MaxSegments", len(segs), err)
+	}
+	entries := make([]entry, 5000)
+	for i := range entries {
+		entries[i] = entry{name: fmt.Sprintf("f%d", i)}
+	}
+	long := mkcpio(entries, cpioOpts{})
+	r := NewReader(bytes.NewReader(long), int64(len(long)), Limits{MaxDuration: time.Millisecond})
+	time.Sleep(2 * time.Millisecond)
+	r.lim.MaxDuration, r.index = 0, 0 // past the deadline only inside the cpio walk
+	if _, err := r.parse(r.at(0), &Segment{}); !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "MaxDuration") {
+		t.Fatalf("walk of 5000 entries past the deadline = %v, want ErrLimit naming MaxDuration", err)
 	}
 	many := mkcpio(sampleFiles("e", 100), cpioOpts{})
 	if _, err := walk(bytes.NewReader(many), int64(len(many)), Limits{MaxEntries: 50}); !errors.Is(err, ErrLimit) {

@@ -208,10 +208,16 @@ func (r *Reader) cpioLimits() Limits {
 // walkCpio reads the entries of cr up to its end, keeping their headers in
 // s.Files when the Reader keeps entries. It returns the number of entries
 // (trailers not counted) and the error that ended the walk, nil at the end
-// of the stream. The headers cr read count against the image's budget.
+// of the stream. The headers cr read count against the image's budget; the
+// deadline is checked every 4096 entries.
 func (r *Reader) walkCpio(cr *CpioReader, s *Segment) (int, error) {
 	defer func() { r.headers += cr.headers }()
-	for {
+	for n := 1; ; n++ {
+		if n%4096 == 0 {
+			if err := pastDeadline(r.deadline); err != nil {
+				return cr.Entries(), fmt.Errorf("cpio entry at offset %d: %w", cr.pos, err)
+			}
+		}
 		h, err := cr.Next()
 		if err == io.EOF {
 			return cr.Entries(), nil
