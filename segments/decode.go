@@ -309,7 +309,7 @@ func (r *Reader) open(s *Segment, dc *decoders, own bool) (io.ReadCloser, error)
 	case KindLZMA:
 		dec, err = r.lzmaReader(dc.input(sec))
 	case KindXZ:
-		dec = &xzBlocksReader{ra: readErrorAt{r.ra}, blocks: s.xzBlocks, check: s.xzCheck, maxDic: maxDict, budget: r.budget - r.decoded}
+		dec = &xzBlocksReader{ra: readErrorAt{r.ra}, blocks: s.xzBlocks, check: s.xzCheck, maxDic: maxDict, budget: r.budget - r.decoded, in: dc}
 	case KindLZ4:
 		if dc.lz4 == nil {
 			dc.lz4 = lz4.NewReader(sec)

@@ -26,6 +26,7 @@ type xzBlocksReader struct {
 	check  byte
 	maxDic int64 // the largest dictionary we allocate
 	budget int64 // decompressed bytes the caller will read at most
+	in     *decoders
 	i      int
 	cur    io.Reader
 	n      int64 // bytes of the current block so far
@@ -76,7 +77,8 @@ func (x *xzBlocksReader) open(b xzBlock) error {
 	if dict > x.maxDic {
 		return fmt.Errorf("xz block at offset %d: LZMA2 dictionary of %d bytes, above the %d we allocate: %w", b.data, dict, x.maxDic, ErrLimit)
 	}
-	lz, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(io.NewSectionReader(x.ra, b.data, b.size))
+	// Buffered: the LZMA2 decoder reads a few bytes at a time.
+	lz, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(x.in.input(io.NewSectionReader(x.ra, b.data, b.size)))
 	if err != nil {
 		return fmt.Errorf("xz block at offset %d: %w", b.data, err)
 	}
