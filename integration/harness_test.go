@@ -208,6 +208,7 @@ func (s *swtpm) Stop(t *testing.T) {
 type vm struct {
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
+	timeout time.Duration
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -221,6 +222,9 @@ type vmConfig struct {
 	Cmdline string
 	TPM     *swtpm
 	Memory  string // e.g. "1G"; default 1G
+	// Timeout bounds the guest's run; default vmTimeout. A scenario that
+	// does much more than boot twice sets a longer one.
+	Timeout time.Duration
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
@@ -246,8 +250,12 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 			"-device", "tpm-tis,tpmdev=tpm0")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
-	v := &vm{cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = vmTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
@@ -350,8 +358,8 @@ func (v *vm) Wait(t *testing.T) *console {
 	t.Helper()
 	select {
 	case <-v.exited:
-	case <-time.After(vmTimeout):
-		t.Fatalf("QEMU still running after %v", vmTimeout)
+	case <-time.After(v.timeout):
+		t.Fatalf("QEMU still running after %v", v.timeout)
 	}
 	var ee *exec.ExitError
 	if v.waitErr != nil && !errors.As(v.waitErr, &ee) {

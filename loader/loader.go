@@ -11,6 +11,13 @@ import (
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
+// DefaultMaxEvents is the default cap on the events of one load
+// (Loader.MaxEvents): far above what real loads need (a kernel, a few
+// components or, with --split-initrd, a few segments each, a command line),
+// far below what would make a load take minutes of TPM extends and
+// megabytes of log (a hardware TPM takes a few milliseconds per extend).
+const DefaultMaxEvents = 1024
+
 // MaxCmdline is COMMAND_LINE_SIZE of x86-64 (and arm64): the command line
 // and its terminating NUL must fit in it.
 const MaxCmdline = 2048
@@ -61,6 +68,11 @@ type Loader struct {
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
 	Warn io.Writer
+	// MaxEvents caps the events of one load (zero: DefaultMaxEvents); a
+	// load with more is refused before anything is digested or extended.
+	MaxEvents int
+
+	afterChunk func() // tests: runs after each chunk copied into a memfd
 }
 
 // Result is what Run did, or would do in a dry run.
@@ -168,7 +180,25 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	im, err := readInputs(req.Kernel, req.Initrds)
+	measuring := l.PCRs != nil // checkLoad: a log with it
+	// The whole inputs are digested while they are copied; segments
+	// (--split-initrd) only once the component is in its memfd.
+	var banks []crypto.Hash
+	if measuring || l.DryRun {
+		if banks, err = l.banks(); err != nil {
+			return nil, err
+		}
+	}
+	copyBanks := banks
+	if req.SplitInitrd {
+		copyBanks = nil
+	}
+	if req.InitrdOut != "" {
+		if err := CheckOutput(req.InitrdOut); err != nil {
+			return nil, err
+		}
+	}
+	im, err := readInputs(req.Kernel, req.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +211,10 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err := im.addMeasurements(req.SplitInitrd, l.Limits, l.warn()); err != nil {
 		return im, err
 	}
-	measuring := l.PCRs != nil
-	if measuring || l.DryRun {
+	if err := l.checkEvents(im); err != nil {
+		return im, err
+	}
+	if banks != nil {
 		if err := l.digest(im); err != nil {
 			return im, err
 		}
@@ -197,6 +229,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 		}
 	}
 
+	if err := im.Seal(); err != nil {
+		return im, err
+	}
 	flags := 0
 	initrdFD := int(im.initrd.Fd())
 	if im.InitrdSize == 0 {
@@ -216,6 +251,30 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	return im, err
 }
 
+// checkEvents refuses a load with more events than MaxEvents.
+func (l *Loader) checkEvents(im *Image) error {
+	max := l.MaxEvents
+	if max <= 0 {
+		max = DefaultMaxEvents
+	}
+	if n := len(im.Measurements); n > max {
+		return fmt.Errorf("%w: %d events, the limit is %d (--max-events raises it); nothing was measured or loaded", ErrTooManyEvents, n, max)
+	}
+	return nil
+}
+
+// banks returns the banks to digest with: the TPM's, or Banks for a dry run.
+func (l *Loader) banks() ([]crypto.Hash, error) {
+	banks := l.Banks
+	if l.PCRs != nil {
+		banks = l.PCRs.Banks()
+	}
+	if len(banks) == 0 {
+		return nil, errors.New("loader: no PCR banks to digest with")
+	}
+	return banks, nil
+}
+
 func initrdDesc(im *Image) string {
 	if im.InitrdSize == 0 {
 		return "no initrd"
@@ -223,15 +282,12 @@ func initrdDesc(im *Image) string {
 	return fmt.Sprintf("initrd memfd of %d bytes", im.InitrdSize)
 }
 
-// digest computes the digests of every measurement in every bank: the
-// TPM's allocated banks, or Banks without a TPM.
+// digest computes the digests of every measurement in every bank (the
+// banks of l.banks) that are not there yet.
 func (l *Loader) digest(im *Image) error {
-	banks := l.Banks
-	if l.PCRs != nil {
-		banks = l.PCRs.Banks()
-	}
-	if len(banks) == 0 {
-		return errors.New("loader: no PCR banks to digest with")
+	banks, err := l.banks()
+	if err != nil {
+		return err
 	}
 	im.Banks = banks
 	return digestAll(im.Measurements, banks)
@@ -286,6 +342,9 @@ func (l *Loader) cmdline(req Request) (string, error) {
 		default:
 			s = base + " " + s
 		}
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return "", fmt.Errorf("%w at byte %d: the kernel would stop reading it there", ErrCmdlineNUL, i)
 	}
 	if len(s)+1 > MaxCmdline {
 		return "", fmt.Errorf("%w: %d bytes; the limit is %d bytes with the terminating NUL (COMMAND_LINE_SIZE)", ErrCmdlineTooLong, len(s), MaxCmdline)

@@ -168,22 +168,7 @@ func TestBadInputs(t *testing.T) {
 			log := &fakeLog{sys: sys}
 			l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9}
 			_, err := l.Run(tt.req)
-			if err == nil {
-				t.Fatal("Run succeeded")
-			}
-			if !errors.Is(err, tt.wantIs) {
-				t.Errorf("error %v is not %v", err, tt.wantIs)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error %q does not say %q", err, tt.wantText)
-			}
-			var ie *InputError
-			if tt.wantPath != "" && (!errors.As(err, &ie) || ie.Path != tt.wantPath) {
-				t.Errorf("error %v does not name %s", err, tt.wantPath)
-			}
-			if len(sys.Calls) != 0 {
-				t.Errorf("calls made despite bad input: %s", sys.CallString())
-			}
+			checkRefused(t, err, sys, tt.wantIs, tt.wantText, tt.wantPath)
 		})
 	}
 	// Exactly at the limit is accepted: 2047 bytes and the NUL.

@@ -57,13 +57,18 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, StrictLog: o.requireTPM, Warn: stderr}
+	l := newLoader(o, e, banks, stderr)
 
 	if o.doLoad {
 		// Refuse bad inputs before the TPM is opened: a bad file changes
 		// nothing, not even a TPM session.
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
+		}
+		if req.InitrdOut != "" {
+			if err := loader.CheckOutput(req.InitrdOut); err != nil {
+				return exitRefused, err
+			}
 		}
 		d, oerr := openDevices(o, e, stderr)
 		if oerr != nil {
@@ -108,6 +113,15 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 	return exitOK, nil
 }
 
+// newLoader is the loader of parsed options, for a load and for predict
+// alike (predict sets DryRun), so that both digest the same events.
+// Whatever adds or changes a load's events (such as the handoff builder)
+// belongs here, or predict will not see it; TestPredictEqualsLoad fails
+// when a load extends what its prediction did not list.
+func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
+	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents, StrictLog: o.requireTPM}
+}
+
 // request turns kexec-tools' variables into a loader request.
 func request(o *options) loader.Request {
 	return loader.Request{
@@ -139,6 +153,8 @@ func exitStatus(err error) int {
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &re),
 		errors.Is(err, loader.ErrNoKernel),
 		errors.Is(err, loader.ErrCmdlineTooLong),
+		errors.Is(err, loader.ErrCmdlineNUL),
+		errors.Is(err, loader.ErrTooManyEvents),
 		errors.Is(err, loader.ErrCrashNotReserved),
 		errors.Is(err, loader.ErrNothingLoaded):
 		return exitRefused

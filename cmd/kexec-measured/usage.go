@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/kexec-measured/kexec-measured/loader"
 )
 
 // writeUsage prints kexec(8)'s usage, then our options.
@@ -58,12 +60,16 @@ Measurement options:
      --json           With --dry-run, print the plan as one JSON object.
      --banks=LIST     Banks to digest with in a dry run without a TPM
                       (default sha256; e.g. sha1,sha256).
-     --initrd-out=FILE  Write the concatenated initrd that is loaded to FILE.
+     --initrd-out=FILE  Write the concatenated initrd that is loaded to FILE
+                      (a regular file or a new one).
+     --max-events=N   Refuse a load of more than N events (default %d).
 
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
+  kexec-measured predict LOAD-OPTIONS [--from-zero|--log=PATH|--firmware-log=FILE]
+                 [--json|--keylime] [--pcrlock=PATH [--variant=NAME]]
 
 Exit status: 0 success; 1 usage error or refused request (nothing changed);
 255 failed load or measurement. With -S: 1 if loaded, 0 if not.
-`, version, name)
+`, version, name, loader.DefaultMaxEvents)
 }
