@@ -51,9 +51,11 @@ func lzo1xDecompress(src, dst []byte) error {
 		if from < 0 || from >= op || n > len(dst)-op {
 			return false
 		}
-		for i := 0; i < n; i++ { // may overlap: byte by byte
-			dst[op] = dst[from+i]
-			op++
+		// The match may overlap what it writes: dst[from:op] repeats with
+		// period op-from, so copying all of it (which doubles each time)
+		// continues the repetition.
+		for end := op + n; op < end; {
+			op += copy(dst[op:end], dst[from:op])
 		}
 		return true
 	}
