@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/kexec-measured/kexec-measured/bootentry"
 	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
@@ -17,7 +19,9 @@ const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests
 
 Walks each initramfs image the way the kernel unpacks it and prints its
 segments: uncompressed cpio archives and compressed members, with the NUL
-padding after each, their digests, and what the kernel would reject.
+padding after each, their digests, and what the kernel would reject. A
+unified kernel image (a PE with a .linux section) is shown as its sections
+with their digests, then the segments of its .ucode and .initrd sections.
 
 Exit status: 0 every image parses cleanly, 1 warnings or unparsed bytes,
 2 usage or I/O error.
@@ -92,6 +96,13 @@ func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit
 		return 2
 	}
 	defer f.Close()
+	if bootentry.IsPE(f) {
+		opt := segments.InspectOptions{List: list, Digests: algs, Limits: segments.Limits{MaxDuration: timeLimit}}
+		if u, err := bootentry.InspectUKI(f, size, opt); err == nil {
+			u.Image = path
+			return writeReport(u, u.Clean(), path, algs, list, jsonOut, stdout, stderr)
+		}
+	}
 	var out segments.ReportWriter
 	if jsonOut {
 		out = segments.NewJSONWriter(stdout)
@@ -112,6 +123,29 @@ func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit
 		fmt.Fprintf(stderr, "kexec-measured inspect: writing the report: %v\n", ierr)
 		return 2
 	case !rep.Clean():
+		return 1
+	}
+	return 0
+}
+
+// report is an inspect report of a UKI (bootentry.UKIReport).
+type report interface {
+	WriteText(w io.Writer, algs []crypto.Hash, list bool) error
+}
+
+// writeReport prints rep, a report built whole, and returns the exit status.
+func writeReport(rep report, clean bool, path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
+	var err error
+	if jsonOut {
+		err = json.NewEncoder(stdout).Encode(rep)
+	} else {
+		err = rep.WriteText(stdout, algs, list)
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "kexec-measured inspect: %s: writing the report: %v\n", path, err)
+		return 2
+	case !clean:
 		return 1
 	}
 	return 0
