@@ -22,7 +22,7 @@ type Log struct {
 	Path    string
 	Raw     []byte
 	Records []eventlog.Record
-	Err     error // a *eventlog.RecordError or an *eventlog.InterruptedError; nil when clean
+	Err     error // skipped ranges, a read error, or an *eventlog.InterruptedError; nil when clean
 	Missing bool  // there is no file at Path: an empty log
 }
 
@@ -48,10 +48,10 @@ func ReadLog(path string, during func() error) (*Log, error) {
 	return ParseLog(path, raw, interrupted), nil
 }
 
-// ParseLog parses the bytes of a userspace log. A record that does not
-// parse is reported in Log.Err (an *eventlog.RecordError) with the records
-// before it; interrupted (the sticky bit) gives an
-// *eventlog.InterruptedError there.
+// ParseLog parses the bytes of a userspace log. Ranges that are not
+// well-formed records are reported in Log.Err (eventlog's *SkipError and
+// *RecordError) with every record that parses, before and after them;
+// interrupted (the sticky bit) gives an *eventlog.InterruptedError there.
 func ParseLog(path string, raw []byte, interrupted bool) *Log {
 	l := &Log{Path: path, Raw: raw}
 	var err error

@@ -191,9 +191,8 @@ func Verify(in Input) *Verdict {
 	}
 	if in.LogErr != nil {
 		msg := fmt.Sprintf("userspace log: %v", in.LogErr)
-		var re *eventlog.RecordError
-		if errors.As(in.LogErr, &re) {
-			msg += fmt.Sprintf(" (replayed the %d records before it)", len(in.Records))
+		if errors.Is(in.LogErr, eventlog.ErrMalformed) || errors.Is(in.LogErr, eventlog.ErrTruncated) {
+			msg += fmt.Sprintf(" (replayed the %d records that parse)", len(in.Records))
 		}
 		v.add(Finding{Message: msg})
 	}

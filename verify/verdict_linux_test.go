@@ -220,7 +220,7 @@ func TestVerifyFindings(t *testing.T) {
 				writeBytes(t, path, append(readBytes(t, path), "\x1e{\"pcr\":9,\n"...))
 				return actual, parts, nil
 			},
-			want: []string{"userspace log: SUB:tpm2-measure.log: eventlog: record 4 at offset SUB:replayed the 4 records before it"},
+			want: []string{"userspace log: SUB:tpm2-measure.log: SUB:record 4 at offset SUB:replayed the 4 records that parse"},
 		},
 		{
 			name: "record cut short at the end",

@@ -159,7 +159,7 @@ func setHandoff(l *loader.Loader, o *options, e env) {
 // belongs here, or predict will not see it; TestPredictEqualsLoad fails
 // when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
-	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
+	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents, StrictLog: o.requireTPM}
 }
 
 // request turns kexec-tools' variables into a loader request.
