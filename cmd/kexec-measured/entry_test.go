@@ -262,3 +262,83 @@ func TestPredictEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestReferenceEntry: reference --entry=default lists the parts of the
+// entry a load with --entry=default loads, each with its own digest, and
+// the entry's command line; a UKI entry and --entry with FILEs are
+// refused.
+func TestReferenceEntry(t *testing.T) {
+	dir := t.TempDir()
+	esp := filepath.Join(dir, "esp")
+	writeTree(t, esp, map[string]string{
+		"loader/loader.conf":         "default debian*\n",
+		"loader/entries/debian.conf": "linux /vmlinuz\ninitrd /ucode.cpio\ninitrd /main.cpio\noptions root=/dev/vda\noptions quiet\n",
+		"loader/entries/aaa.conf":    "linux /other\n",
+		"vmlinuz":                    "the kernel",
+		"ucode.cpio":                 "ucode",
+		"main.cpio":                  "main-initrd",
+		"other":                      "other kernel",
+	})
+	e, _ := testEnv(t)
+	var out, errb strings.Builder
+	if code := referenceCmd([]string{"--entry=default", "--esp-path=" + esp, "--boot-path=" + esp}, e, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var m struct {
+		Entries []struct {
+			Name    string            `json:"name"`
+			Kind    string            `json:"kind"`
+			Cmdline *string           `json:"cmdline"`
+			Digests map[string]string `json:"digests"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &m); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	want := []struct{ name, kind, data string }{
+		{"vmlinuz", "", "the kernel"}, {"ucode.cpio", "initrd", "ucode"}, {"main.cpio", "initrd", "main-initrd"}, {"", "cmdline", "root=/dev/vda quiet"},
+	}
+	if len(m.Entries) != len(want) {
+		t.Fatalf("%d entries, want %d: %s", len(m.Entries), len(want), out.String())
+	}
+	for _, w := range want {
+		found := false
+		for _, got := range m.Entries {
+			if got.Digests["sha256"] == hexString(hashtest.Sum(crypto.SHA256, []byte(w.data))) {
+				found = true
+				if w.kind != "" && got.Kind != w.kind {
+					t.Errorf("%q: kind %s, want %s", w.data, got.Kind, w.kind)
+				}
+				if w.name != "" && got.Name != w.name {
+					t.Errorf("%q: name %s, want %s", w.data, got.Name, w.name)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no entry with the digest of %q: %s", w.data, out.String())
+		}
+	}
+
+	built := ukitest.Build(t, []ukitest.Section{{Name: ".linux", Data: []byte("uki kernel")}, {Name: ".cmdline", Data: []byte("x")}})
+	uki, err := os.ReadFile(built)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, esp, map[string]string{"EFI/Linux/u.efi": string(uki)})
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"UKI entry", []string{"--entry=u.efi", "--esp-path=" + esp, "--boot-path=" + esp}, "unified kernel image"},
+		{"FILE with --entry", []string{"--entry=default", "--esp-path=" + esp, filepath.Join(esp, "vmlinuz")}, "no FILE"},
+		{"unknown entry", []string{"--entry=nope", "--esp-path=" + esp, "--boot-path=" + esp}, "no boot entry"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			if code := referenceCmd(tc.args, e, &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 naming %q", code, out.String(), errb.String(), tc.want)
+			}
+		})
+	}
+}
