@@ -99,13 +99,14 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 
 // cpioArchive returns the newc cpio (internal/newc) of a path → data map,
 // sorted by path, with every parent directory; "init" and the files under
-// "bin/" are executable.
+// "bin/" and "trixie/" (Debian 13's tools, see trixie_test.go) are
+// executable.
 func cpioArchive(t *testing.T, files map[string][]byte) []byte {
 	t.Helper()
 	var out []newc.File
 	for _, name := range sortedKeys(files) {
 		perm := uint32(0o644)
-		if name == "init" || strings.HasPrefix(name, "bin/") {
+		if name == "init" || strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "trixie/") {
 			perm = 0o755
 		}
 		out = append(out, newc.File{Name: name, Perm: perm, Data: files[name]})

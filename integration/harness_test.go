@@ -215,9 +215,9 @@ func (s *swtpm) Stop(t *testing.T) {
 
 // vm is one QEMU guest whose serial console the test reads line by line.
 type vm struct {
-	timeout time.Duration
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
+	timeout time.Duration
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -231,8 +231,8 @@ type vmConfig struct {
 	Cmdline string
 	TPM     *swtpm
 	Memory  string // e.g. "1G"; default 1G
-	// Timeout bounds the whole run (every kexec'd boot included); default
-	// vmTimeout.
+	// Timeout bounds the guest's run; default vmTimeout. A scenario that
+	// does much more than boot twice sets a longer one.
 	Timeout time.Duration
 }
 
@@ -264,7 +264,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		timeout = vmTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v := &vm{timeout: timeout, cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
