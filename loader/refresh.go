@@ -121,7 +121,7 @@ func (l *Loader) Refresh(st *LoadState, log EventLog, logBytes func() ([]byte, e
 
 	var handoff []byte
 	err = l.step(res, "lock the log, check the load's records are in it, build the handoff", func() error {
-		if err := log.Lock(); err != nil && !errors.Is(err, eventlog.ErrInterrupted) {
+		if err := log.Lock(); err != nil && !errors.Is(err, eventlog.ErrInterrupted) && !errors.Is(err, eventlog.ErrDamaged) {
 			return fmt.Errorf("locking the measurement log: %w", err)
 		}
 		defer log.Unlock()
