@@ -4,6 +4,9 @@ package handoff
 type ImportResult struct {
 	// Records and Bytes are the handed-over log's size.
 	Records, Bytes int
+	// Damaged is the number of ranges of the handed-over log that are not
+	// records (imported as they are; readers skip them).
+	Damaged int
 	// Already is true when the log already started with the handed-over
 	// records: nothing was written.
 	Already bool

@@ -3,7 +3,6 @@
 package handoff
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -31,11 +30,8 @@ import (
 // the path.
 func Import(h *Handoff, logPath, firmwareCopy string) (ImportResult, error) {
 	res := ImportResult{Bytes: len(h.Log)}
-	recs, err := eventlog.ReadAll(bytes.NewReader(h.Log))
-	if err != nil {
-		return res, fmt.Errorf("handoff: the handed-over log: %w", err)
-	}
-	res.Records = len(recs)
+	res.Records, res.Damaged = Count(h.Log)
+	var err error
 	if res.Already, err = importLog(h, logPath); err != nil {
 		return res, err
 	}
@@ -57,10 +53,11 @@ func importLog(h *Handoff, logPath string) (already bool, err error) {
 		return false, fmt.Errorf("handoff: %w", err)
 	}
 	defer w.Close()
-	interrupted := false
-	if err := w.Lock(); errors.Is(err, eventlog.ErrInterrupted) {
-		interrupted = true
-	} else if err != nil {
+	// An interrupted or damaged log is still locked: the import goes on
+	// (the handed-over records belong ahead of it whatever it holds).
+	err = w.Lock()
+	interrupted := errors.Is(err, eventlog.ErrInterrupted)
+	if err != nil && !interrupted && !errors.Is(err, eventlog.ErrDamaged) {
 		return false, fmt.Errorf("handoff: %w", err)
 	}
 	f, err := os.OpenFile(logPath, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
@@ -82,7 +79,7 @@ func importLog(h *Handoff, logPath string) (already bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("handoff: read %s: %w", logPath, err)
 	}
-	merged, already := mergeChecked(h.Log, current) // Import checked h.Log
+	merged, already := Merge(h.Log, current)
 	if already {
 		return true, nil
 	}

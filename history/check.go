@@ -77,7 +77,9 @@ type Report struct {
 	Boots       []Boot
 	Checks      []PCRCheck
 	Interrupted bool // the log's sticky bit was set
-	Firmware    *eventlog.FirmwareLog
+	// Skipped are the log's ranges that are not records.
+	Skipped  []*eventlog.SkipError
+	Firmware *eventlog.FirmwareLog
 	// FirmwareNote says why there is no firmware log replay, "" when there
 	// is one.
 	FirmwareNote string
@@ -116,7 +118,7 @@ func NewReport(in Input) (*Report, error) {
 	r := &Report{Firmware: in.Firmware, FirmwareNote: in.FirmwareNote}
 	if in.Log != nil {
 		recs = in.Log.Records
-		r.Interrupted = in.Log.Interrupted
+		r.Interrupted, r.Skipped = in.Log.Interrupted, in.Log.Skipped
 	}
 	r.Boots = Group(Entries(recs), in.CurrentBootID)
 	banks := in.Banks

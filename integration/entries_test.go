@@ -78,12 +78,12 @@ func TestUKI(t *testing.T) {
 		Items:      componentItems(t, e, comps, stage2Cmdline),
 	}
 	res := r.do(t, e)
-	want := []string{".linux", ".ucode", ".initrd", ".cmdline"}
+	want := []string{".linux", ".ucode", ".initrd", "", ".cmdline"} // "": the kexec-handoff event
 	if len(res.Records) != len(want) {
-		t.Fatalf("%d records, want one per section %v", len(res.Records), want)
+		t.Fatalf("%d records, want one per section %v and the handoff's", len(res.Records), want)
 	}
 	for i, rec := range res.Records {
-		if rec.Content.Section != want[i] || (i < 3 && rec.Content.Path != "/uki.efi") {
+		if rec.Content.Section != want[i] || (i < 3 && rec.Content.Path != "/uki.efi") || (i == 3 && rec.Content.Event != "kexec-handoff") {
 			t.Errorf("record %d: %s section %q path %q, want section %s of /uki.efi", i, rec.Content.Event, rec.Content.Section, rec.Content.Path, want[i])
 		}
 	}

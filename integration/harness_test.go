@@ -215,8 +215,8 @@ func (s *swtpm) Stop(t *testing.T) {
 
 // vm is one QEMU guest whose serial console the test reads line by line.
 type vm struct {
-	timeout time.Duration
 	cmd     *exec.Cmd
+	timeout time.Duration
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	lines   []string

@@ -94,8 +94,8 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 				}
 			}()
 		}
-		if d != nil || o.dryRun {
-			setHandoff(l, o, e)
+		if d == nil && !o.dryRun {
+			l.Handoff = nil // an unmeasured load hands nothing over
 		}
 	}
 	if o.doExec && !o.doLoad && !o.dryRun {
@@ -143,23 +143,21 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 	return exitOK, nil
 }
 
-// setHandoff makes a load (or its dry run, or a prediction) carry the
-// handoff component and its kexec-handoff event, unless --no-handoff.
-func setHandoff(l *loader.Loader, o *options, e env) {
-	if o.noHandoff {
-		return
-	}
-	l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
-	l.LogPath = logPath(o, e)
-}
-
 // newLoader is the loader of parsed options, for a load and for predict
 // alike (predict sets DryRun), so that both digest the same events.
 // Whatever adds or changes a load's events (such as the handoff builder)
 // belongs here, or predict will not see it; TestPredictEqualsLoad fails
 // when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
-	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents, StrictLog: o.requireTPM}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents, StrictLog: o.requireTPM}
+	if !o.noHandoff {
+		// A measured load and every dry run (predict's too) carry the
+		// handoff and its kexec-handoff event; kexec drops it again for an
+		// unmeasured load.
+		l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
+		l.LogPath = logPath(o, e)
+	}
+	return l
 }
 
 // request turns kexec-tools' variables into a loader request.

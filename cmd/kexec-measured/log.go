@@ -149,8 +149,8 @@ func readHistoryLog(path, dir string) (*eventlog.Log, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		log, err = &eventlog.Log{Path: path}, nil
-	case errors.Is(err, eventlog.ErrInterrupted):
-		err = nil // log.Interrupted says it
+	case err != nil && log != nil && (errors.Is(err, eventlog.ErrInterrupted) || errors.As(err, new(*eventlog.SkipError))):
+		err = nil // log.Interrupted and log.Skipped say it
 	case err != nil:
 		return nil, err
 	}
@@ -165,15 +165,27 @@ func readHistoryLog(path, dir string) (*eventlog.Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	merged, already, err := handoff.Merge(h.Log, current)
-	if err != nil || already {
-		return log, err
+	merged, already := handoff.Merge(h.Log, current)
+	if already {
+		return log, nil
 	}
-	recs, err := eventlog.ReadAll(bytes.NewReader(merged))
-	if err != nil {
-		return nil, fmt.Errorf("the handoff in %s: %w", dir, err)
+	lr := eventlog.NewReader(bytes.NewReader(merged))
+	var recs []eventlog.Record
+	for {
+		rec, err := lr.Next()
+		var se *eventlog.SkipError
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.As(err, &se) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the handoff in %s: %w", dir, err)
+		}
+		recs = append(recs, rec)
 	}
-	return &eventlog.Log{Path: path, Records: recs, Interrupted: log.Interrupted || h.Interrupted}, nil
+	return &eventlog.Log{Path: path, Records: recs, Skipped: lr.Skipped(), Interrupted: log.Interrupted || h.Interrupted}, nil
 }
 
 // readFirmwareLog reads and parses the firmware log of --firmware-log, or
@@ -286,6 +298,9 @@ func writeLogText(w io.Writer, rep *history.Report, only int, allFirmware bool, 
 	}
 	if len(rep.Checks) == 0 {
 		b.WriteString("  none: nothing to replay\n")
+	}
+	if n := len(rep.Skipped); n > 0 {
+		fmt.Fprintf(&b, "DAMAGED: %d range(s) of the log are not records and were skipped\n", n)
 	}
 	if rep.Interrupted {
 		b.WriteString("INTERRUPTED: a write to the log was interrupted (sticky bit set): the log may lack a record for an extend\n")

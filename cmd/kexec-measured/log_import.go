@@ -45,10 +45,6 @@ func runLogImport(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	res, err := handoff.Import(h, *logPath, *fwCopy)
-	if errors.Is(err, eventlog.ErrMalformed) || errors.Is(err, eventlog.ErrTruncated) {
-		fmt.Fprintf(stderr, "kexec-measured log import: refusing %s: %v\n", *dir, err)
-		return 1
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured log import: %v\n", err)
 		return 2
@@ -57,6 +53,9 @@ func runLogImport(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "kexec-measured: %s already holds the %d handed-over record(s) of %s\n", *logPath, res.Records, *dir)
 	} else {
 		fmt.Fprintf(stdout, "kexec-measured: imported %d record(s) (%d bytes) of earlier boots from %s into %s\n", res.Records, res.Bytes, *dir, *logPath)
+	}
+	if res.Damaged > 0 {
+		fmt.Fprintf(stderr, "kexec-measured log import: warning: the handed-over log holds %d range(s) that are not records; imported as they are (readers skip them)\n", res.Damaged)
 	}
 	if h.Interrupted {
 		fmt.Fprintf(stderr, "kexec-measured log import: warning: the handed-over log was left by an interrupted write; %s is marked so (sticky bit)\n", *logPath)

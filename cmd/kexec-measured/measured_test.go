@@ -368,9 +368,8 @@ func TestDamagedLog(t *testing.T) {
 				}
 				return
 			}
-			// kernel, handoff, command line
 			if code != 0 || ct.extends != 3 || len(log.Records) != 3 || len(log.Skipped) != 2 || !loaded {
-				t.Errorf("exit %d, %d extends, %d records, %d skipped ranges, loaded %v; want the load with its 3 records after the 2 ranges", code, ct.extends, len(log.Records), len(log.Skipped), loaded)
+				t.Errorf("exit %d, %d extends, %d records, %d skipped ranges, loaded %v; want the load with its 3 records (kernel, handoff, cmdline) after the 2 ranges", code, ct.extends, len(log.Records), len(log.Skipped), loaded)
 			}
 		})
 	}

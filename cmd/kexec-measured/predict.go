@@ -163,7 +163,6 @@ func runPrediction(o *options, po *predictOptions, e env, stdout, stderr io.Writ
 	}
 	l := newLoader(o, e, banks, stderr)
 	l.DryRun = true
-	setHandoff(l, o, e) // a load measures the handoff: so does its prediction
 	req.Load, req.Unload, req.Status = true, false, false
 	req.Shutdown, req.Sync, req.IfDown, req.Exec = false, false, false, false
 	res, err := l.Run(req)
