@@ -14,8 +14,8 @@ import (
 )
 
 // guestPrelude starts both stages' init scripts: it mounts the pseudo file
-// systems, installs the busybox applets and defines the helpers that print
-// the markers console_test.go parses.
+// systems, installs the busybox applets and defines the helpers
+// (guestHelpers) that print the markers console_test.go parses.
 const guestPrelude = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
@@ -25,7 +25,13 @@ const guestPrelude = `#!/bin/busybox sh
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t tmpfs tmpfs /run
 mkdir -p /run/log/systemd
-km() { echo "@@KM $*"; }
+` + guestHelpers
+
+// guestHelpers defines the shell functions that print the markers
+// console_test.go parses. An init that runs where the pseudo file systems
+// are already mounted (after an initramfs switched root) starts with it
+// instead of guestPrelude.
+const guestHelpers = `km() { echo "@@KM $*"; }
 pcrs() { for d in /sys/class/tpm/tpm0/pcr-*; do km pcr "$1" "${d##*/pcr-}" 9 "$(cat "$d/9")"; done; }
 loaded() { km loaded "$1" "$(cat /sys/kernel/kexec_loaded)" "$(cat /sys/kernel/kexec_crash_loaded)"; }
 run() { n=$1; shift; echo "+ $*"; "$@"; km rc "$n" $?; }

@@ -216,6 +216,7 @@ type vmConfig struct {
 	Cmdline string
 	TPM     *swtpm
 	Memory  string // e.g. "1G"; default 1G
+	Disk    string // a raw disk image the guest sees as /dev/vda (virtio), if set
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
@@ -234,6 +235,9 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		args = append(args, "-cpu", "host")
 	} else {
 		args = append(args, "-cpu", "max")
+	}
+	if cfg.Disk != "" {
+		args = append(args, "-drive", "file="+cfg.Disk+",format=raw,if=virtio")
 	}
 	if cfg.TPM != nil {
 		args = append(args,
