@@ -101,13 +101,24 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 	return out.Bytes()
 }
 
-// entries returns the cpio entries of a path → data map, sorted by path; "init" and
-// "bin/busybox" are executable.
+// executable reports whether a guest file (path without leading slash) is a
+// program: /init, what is under a bin or sbin directory, systemd's programs
+// under /usr/lib/systemd, and the dynamic loader.
+func executable(name string) bool {
+	return name == "init" ||
+		strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "sbin/") ||
+		strings.HasPrefix(name, "usr/bin/") || strings.HasPrefix(name, "usr/sbin/") ||
+		strings.HasPrefix(name, "usr/lib/systemd/systemd-") ||
+		strings.HasPrefix(name, "lib64/ld-linux")
+}
+
+// entries returns the cpio entries of a path → data map, sorted by path;
+// the executable ones get mode 0755.
 func entries(files map[string][]byte) []cpioEntry {
 	var out []cpioEntry
 	for _, name := range sortedKeys(files) {
 		mode := os.FileMode(0o644)
-		if name == "init" || strings.HasPrefix(name, "bin/") {
+		if executable(name) {
 			mode = 0o755
 		}
 		out = append(out, cpioEntry{Name: name, Mode: mode, Data: files[name]})

@@ -1,0 +1,204 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// trixieFiles returns the files of Debian 13's systemd-pcrextend and
+// systemd-pcrlock for the guest (path without leading slash → data), taken
+// from the root that integration/setup unpacks into
+// integration/.cache/trixie/root: the two programs, every library they
+// link against (as trixie's loader resolves them with --list), the TPM
+// libraries systemd and the TSS load with dlopen (tss2-esys, -rc, -mu, the
+// TCTI loader and the device TCTI) and their libraries, and the loader at
+// the programs' interpreter path, /lib64/ld-linux-x86-64.so.2. Nothing
+// else: the guest has no other libraries, and every megabyte costs boot
+// time. Libraries go under their soname paths with the content of the file
+// the link points to (the test's cpio writer has no symbolic links).
+func trixieFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	root, err := filepath.Abs(".cache/trixie/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	loader := filepath.Join(lib, "ld-linux-x86-64.so.2")
+	if _, err := os.Stat(loader); err != nil {
+		t.Fatalf("%v (run integration/setup first)", err)
+	}
+	progs := []string{"usr/lib/systemd/systemd-pcrextend", "usr/lib/systemd/systemd-pcrlock"}
+	dlopened := []string{"libtss2-esys.so.0", "libtss2-rc.so.0", "libtss2-mu.so.0",
+		"libtss2-tctildr.so.0", "libtss2-tcti-device.so.0"}
+	objects := append([]string(nil), progs...)
+	for _, l := range dlopened {
+		objects = append(objects, filepath.Join("usr/lib/x86_64-linux-gnu", l))
+	}
+	files := map[string][]byte{"lib64/ld-linux-x86-64.so.2": readFile(t, loader)}
+	for _, obj := range objects {
+		files[obj] = readFile(t, filepath.Join(root, obj))
+		cmd := exec.Command(loader, "--library-path", lib+":"+lib+"/systemd", "--list", filepath.Join(root, obj))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s --list %s: %v", loader, obj, err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			// "\tlibc.so.6 => /root/usr/lib/x86_64-linux-gnu/libc.so.6 (0x...)"
+			f := strings.Fields(sc.Text())
+			if len(f) < 3 || f[1] != "=>" {
+				continue
+			}
+			rel, err := filepath.Rel(root, f[2])
+			if err != nil || strings.HasPrefix(rel, "..") {
+				t.Fatalf("%s needs %s from outside trixie's root (%s): add its package to integration/setup", obj, f[0], f[2])
+			}
+			if _, ok := files[rel]; !ok {
+				files[rel] = readFile(t, f[2])
+			}
+		}
+	}
+	return files
+}
+
+// trixieSize is the total size of files, for the test log.
+func trixieSize(files map[string][]byte) (n int, names []string) {
+	for name, data := range files {
+		n += len(data)
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return n, names
+}
+
+// pcrlockEnv points Debian 13's tools at the guest's TPM, its userspace log
+// and its firmware log ($FW, chosen by the script).
+const pcrlockEnv = `mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+# sysfs files have size 0: copy the firmware log to see whether it is there.
+FW=/tmp/binary_bios_measurements
+cat /sys/kernel/security/tpm0/binary_bios_measurements >$FW 2>/dev/null
+[ -s $FW ] || cp /run/log/kexec-measured/binary_bios_measurements $FW
+export SYSTEMD_FORCE_MEASURE=1 SYSTEMD_TPM2_DEVICE=/dev/tpmrm0 SYSTEMD_MEASURE_LOG_USERSPACE=$LOG SYSTEMD_MEASURE_LOG_FIRMWARE=$FW SYSTEMD_COLORS=0
+`
+
+// pcrlockScript runs systemd-pcrlock log and reports its JSON verdict as
+// file NAME.
+func pcrlockScript(name string) string {
+	return `km fwlog ` + name + ` $FW $(wc -c <$FW)
+/usr/lib/systemd/systemd-pcrlock log --json=short >/tmp/` + name + `.json; km rc ` + name + ` $?
+dump ` + name + ` /tmp/` + name + `.json
+/usr/lib/systemd/systemd-pcrlock log --no-pager | grep -v '^$' | tail -n 40
+`
+}
+
+// pcrlockVerdict is the part of `systemd-pcrlock log --json=short` the test
+// reads: per PCR, whether the TPM's value is the log's replay.
+type pcrlockVerdict struct {
+	PCRs []struct {
+		PCR       int  `json:"pcr"`
+		HashMatch bool `json:"hashMatchesEventLog"`
+		Count     *int `json:"count"`
+	} `json:"pcrs"`
+}
+
+// TestSystemdTools runs Debian 13's systemd tools, which we did not write,
+// against our log. In stage 1, systemd-pcrextend measures the phases of a
+// boot into PCR 11 before the load (enter-initrd, leave-initrd, sysinit,
+// ready) and after it (shutdown, final), the handoff is refreshed as the
+// refresh unit does, and the kernel is executed. In stage 2, after
+// `kexec-measured log import`, systemd-pcrlock log, reading the TPM, the
+// firmware log and the userspace log, reports that PCR 9 and PCR 11 are
+// the replay of their records.
+func TestSystemdTools(t *testing.T) {
+	e := getEnv(t, true)
+	tfiles := trixieFiles(t)
+	size, _ := trixieSize(tfiles)
+	t.Logf("trixie files for the guest: %d, %d bytes", len(tfiles), size)
+	stage2 := guestPrelude + `km stage2
+run import kexec-measured log import
+` + pcrlockEnv + pcrlockScript("pcrlock2") + `run ours kexec-measured log
+dump log2 $LOG
+finish
+`
+	files := map[string][]byte{"init": []byte(stage2), "bin/busybox": readFile(t, e.Busybox), "bin/kexec-measured": readFile(t, e.Binary)}
+	for name, data := range tfiles {
+		files[name] = data
+	}
+	comps := []component{newComponent(t, "stage2.cpio.zst", "zstd", files)}
+	pcrextend := func(phases ...string) string {
+		var b strings.Builder
+		for _, p := range phases {
+			b.WriteString("run pcrextend-" + p + " /usr/lib/systemd/systemd-pcrextend " + p + "\n")
+		}
+		return b.String()
+	}
+	script := pcrlockEnv + `pcrs before
+` + pcrextend("enter-initrd", "leave-initrd", "sysinit", "ready") +
+		`run load kexec-measured -l /stage2/vmlinuz --initrd /components/stage2.cpio.zst --append "` + stage2Cmdline + `"
+` + pcrextend("shutdown", "final") + pcrlockScript("pcrlock1") + `dump log $LOG
+run exec kexec-measured -e
+km exec-returned
+`
+	s1 := stage1{Components: comps, Script: script, Files: tfiles}
+	c := run(t, e, vmConfig{Initrd: s1.build(t, e, t.TempDir()), Cmdline: stage1Cmdline, TPM: startSwtpm(t)})
+	for _, p := range []string{"enter-initrd", "leave-initrd", "sysinit", "ready", "load", "shutdown", "final"} {
+		name := "pcrextend-" + p
+		if p == "load" {
+			name = p
+		}
+		if rc := c.RC(t, name); rc != 0 {
+			t.Errorf("%s: exit status %d, want 0", name, rc)
+		}
+	}
+	if !c.Has("stage2") {
+		t.Fatal("the second kernel's init did not run")
+	}
+	for _, name := range []string{"pcrlock1", "pcrlock2"} {
+		checkPcrlock(t, c, name, 9, 11)
+	}
+}
+
+// checkPcrlock checks the systemd-pcrlock log verdict the guest dumped as
+// name: it ran, and each of pcrs has records whose replay is the TPM's
+// value.
+func checkPcrlock(t *testing.T, c *console, name string, pcrs ...int) {
+	t.Helper()
+	if rc := c.RC(t, name); rc != 0 {
+		t.Errorf("%s: systemd-pcrlock log: exit status %d, want 0", name, rc)
+	}
+	data, ok := c.File(t, name)
+	if !ok {
+		t.Fatalf("%s: no systemd-pcrlock output", name)
+	}
+	var v pcrlockVerdict
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("%s: systemd-pcrlock log --json=short: %v: %.200q", name, err, data)
+	}
+	for _, want := range pcrs {
+		found := false
+		for _, p := range v.PCRs {
+			if p.PCR != want {
+				continue
+			}
+			found = true
+			if p.Count == nil || *p.Count == 0 {
+				t.Errorf("%s: systemd-pcrlock sees no records on PCR %d", name, want)
+			}
+			if !p.HashMatch {
+				t.Errorf("%s: systemd-pcrlock: PCR %d does not match its log", name, want)
+			}
+		}
+		if !found {
+			t.Errorf("%s: systemd-pcrlock reports nothing for PCR %d", name, want)
+		}
+	}
+}
