@@ -34,6 +34,9 @@ const (
 	EventKernel  = "kexec-kernel"
 	EventInitrd  = "kexec-initrd"
 	EventCmdline = "kexec-cmdline"
+	// EventHandoff is the handoff component (package handoff): its digest
+	// is the bank hash of a constant text, its size 0.
+	EventHandoff = "kexec-handoff"
 )
 
 // MaxPCR is the highest PCR index a record may name (a PC Client TPM has

@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -72,8 +73,14 @@ func newEnv() (*env, error) {
 			return nil, fmt.Errorf("%s: %w (run integration/setup first)", bin, err)
 		}
 	}
-	// Built afresh on every run into the cache (gitignored).
-	e.Binary = filepath.Join(cache, "build", "kexec-measured")
+	// Built afresh on every run into the cache (gitignored), in a directory
+	// of its own per checkout: worktrees that share the cache must not run
+	// each other's binary.
+	src, err := filepath.Abs("..")
+	if err != nil {
+		return nil, err
+	}
+	e.Binary = filepath.Join(cache, "build", fmt.Sprintf("%x", sha256.Sum256([]byte(src)))[:16], "kexec-measured")
 	e.BuildErr = buildBinary(e.Binary)
 	e.Accel = pickAccel(e)
 	return e, nil

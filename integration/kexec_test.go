@@ -160,15 +160,30 @@ func checkStage2(t *testing.T, c *console, comps []component, items []measured, 
 	}
 }
 
-// componentItems returns the measured items of a kernel, components and a
-// command line, in the order DESIGN §5 gives.
+// componentItems returns the measured items of a kernel, components, the
+// handoff and a command line, in the order docs/measurement.md gives.
 func componentItems(t *testing.T, e *env, comps []component, cmdline string) []measured {
 	t.Helper()
 	items := []measured{{Event: "kexec-kernel", What: "vmlinuz", Data: readFile(t, e.Kernel)}}
 	for _, c := range comps {
 		items = append(items, measured{Event: "kexec-initrd", What: c.Name, Data: c.Data})
 	}
-	return append(items, measured{Event: "kexec-cmdline", What: "cmdline", Data: []byte(cmdline)})
+	return append(items, handoffItem, measured{Event: "kexec-cmdline", What: "cmdline", Data: []byte(cmdline)})
+}
+
+// handoffItem is the kexec-handoff event: its digest is over this constant
+// text (docs/handoff.md), whatever the handoff holds.
+var handoffItem = measured{Event: "kexec-handoff", What: "handoff", Data: []byte("kexec-measured handoff v1")}
+
+// withoutHandoff drops the kexec-handoff item, for loads with --no-handoff.
+func withoutHandoff(items []measured) []measured {
+	var out []measured
+	for _, it := range items {
+		if it.Event != handoffItem.Event {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // transcript writes what a newcomer wants to see into the test log: the

@@ -129,6 +129,7 @@ func TestSplitInitrd(t *testing.T) {
 		{Event: "kexec-kernel", What: "vmlinuz", Data: readFile(t, e.Kernel)},
 		{Event: "kexec-initrd", What: "initrd.img segment 0 (early cpio)", Data: early.Data},
 		{Event: "kexec-initrd", What: "initrd.img segment 1 (zstd cpio)", Data: late.Data},
+		handoffItem,
 		{Event: "kexec-cmdline", What: "cmdline", Data: []byte(stage2Cmdline)},
 	}
 	r := kexecRun{

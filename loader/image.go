@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/handoff"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
@@ -34,9 +35,12 @@ type Measurement struct {
 type Image struct {
 	Kernel     Component
 	Initrd     []Component
-	InitrdSize int64
-	Cmdline    string
-	Banks      []crypto.Hash
+	InitrdSize int64 // with the handoff component, once appended
+	// Handoff is the handoff component once appended (Path "handoff"),
+	// nil before and without one.
+	Handoff *Component
+	Cmdline string
+	Banks   []crypto.Hash
 	// Measurements in extend order: kernel, initrd components (or their
 	// segments), command line.
 	Measurements []Measurement
@@ -154,7 +158,9 @@ func readInputs(kernel string, initrds []string) (*Image, error) {
 		off += n
 	}
 	im.InitrdSize = off
-	if err := seal(im.initrd); err != nil {
+	// The measured bytes may not shrink; the handoff is appended after
+	// them, and sealInitrd seals everything before the load.
+	if err := sealShrink(im.initrd); err != nil {
 		return nil, err
 	}
 	if im.initrdMap, err = mapReadOnly(im.initrd, im.InitrdSize); err != nil {
@@ -175,8 +181,11 @@ func (im *Image) WriteInitrd(path string) error {
 
 // addMeasurements lists the events of the image in extend order. With
 // split, each initrd component is measured segment by segment (see
-// splitComponent).
-func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer) error {
+// splitComponent). With handoff, the kexec-handoff event follows the
+// initrd components: its digest is over the constant handoff.EventText,
+// its offset is where appendHandoff will put the component, its size 0
+// (the size is not known when it is measured).
+func (im *Image) addMeasurements(split, withHandoff bool, lim segments.Limits, warn io.Writer) error {
 	im.Measurements = append(im.Measurements, Measurement{
 		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
 		data:         im.kernelMap,
@@ -195,6 +204,12 @@ func (im *Image) addMeasurements(split bool, lim segments.Limits, warn io.Writer
 			return &InputError{Path: c.Path, Err: err}
 		}
 		im.Measurements = append(im.Measurements, ms...)
+	}
+	if withHandoff {
+		im.Measurements = append(im.Measurements, Measurement{
+			KexecContent: eventlog.KexecContent{Event: eventlog.EventHandoff, Offset: align4(im.InitrdSize)},
+			data:         []byte(handoff.EventText),
+		})
 	}
 	im.Measurements = append(im.Measurements, Measurement{
 		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline))},

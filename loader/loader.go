@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
@@ -25,6 +26,7 @@ type Request struct {
 	Panic        bool     // -p: the crash kernel (KEXEC_FILE_ON_CRASH)
 	Debug        bool     // -d: KEXEC_FILE_DEBUG
 	SplitInitrd  bool     // --split-initrd: one event per segment of each component
+	NoHandoff    bool     // --no-handoff: no handoff component and no kexec-handoff event
 
 	Status   bool // -S: report whether a kernel is loaded
 	Unload   bool // -u
@@ -57,6 +59,11 @@ type Loader struct {
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
 	Warn io.Writer
+	// Handoff builds the handoff component (docs/handoff.md). With it, and
+	// unless Request.NoHandoff, a load lists the kexec-handoff event after
+	// the initrd components and appends the component after them; nil
+	// means no handoff (an unmeasured load).
+	Handoff HandoffBuilder
 }
 
 // Result is what Run did, or would do in a dry run.
@@ -171,7 +178,8 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			return im, err
 		}
 	}
-	if err := im.addMeasurements(req.SplitInitrd, l.Limits, l.warn()); err != nil {
+	withHandoff := l.Handoff != nil && !req.NoHandoff
+	if err := im.addMeasurements(req.SplitInitrd, withHandoff, l.Limits, l.warn()); err != nil {
 		return im, err
 	}
 	measuring := l.PCRs != nil || l.Log != nil
@@ -183,9 +191,26 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			return im, err
 		}
 	}
+	var handoff []byte
 	if measuring {
 		desc := fmt.Sprintf("extend PCR %d and log %d event(s)", l.PCR, len(im.Measurements))
-		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.warn()) }); err != nil {
+		build := func() error { return nil }
+		if withHandoff {
+			desc += ", then build the handoff from the log as it stands"
+			build = func() (err error) { handoff, err = l.Handoff.Build(); return err }
+		}
+		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.warn(), build) }); err != nil {
+			return im, err
+		}
+	}
+	if withHandoff && (measuring || l.DryRun) {
+		desc := fmt.Sprintf("append the handoff component to the initrd at offset %d", align4(im.InitrdSize))
+		if err := l.step(res, desc, func() error { return im.appendHandoff(handoff, l.memAvailable()) }); err != nil {
+			return im, err
+		}
+	}
+	if !l.DryRun {
+		if err := im.sealInitrd(); err != nil {
 			return im, err
 		}
 	}
@@ -316,6 +341,26 @@ func flagNames(flags int) string {
 		return "0"
 	}
 	return strings.Join(names, "|")
+}
+
+// memAvailable returns MemAvailable of /proc/meminfo in bytes, or -1 when
+// it cannot be read.
+func (l *Loader) memAvailable() int64 {
+	b, err := l.Sys.ReadFile(procMeminfoPath)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "MemAvailable:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return -1
+			}
+			return kb << 10
+		}
+	}
+	return -1
 }
 
 // warn returns the writer for warnings.

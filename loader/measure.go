@@ -33,7 +33,11 @@ func (m *Measurement) describe() string {
 // Lock) no longer explains the PCR, but refusing would block every later
 // kexec until a reboot: the records we add are still right, so measure
 // goes on and warns.
-func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.Writer) (err error) {
+//
+// After the last record, still under the lock, measure calls after (the
+// handoff is built there, from the log as it then stands); its error is
+// returned as a *MeasureError too.
+func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.Writer, after func() error) (err error) {
 	var extended []string
 	logged := 0
 	fail := func(e error) error {
@@ -71,6 +75,9 @@ func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.
 			return fail(fmt.Errorf("appending the record of %s to the measurement log: %w", m.describe(), err))
 		}
 		logged++
+	}
+	if err := after(); err != nil {
+		return fail(fmt.Errorf("building the handoff: %w", err))
 	}
 	return nil
 }

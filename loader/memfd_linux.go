@@ -100,7 +100,20 @@ func seal(f *os.File) error {
 	return nil
 }
 
-// mapReadOnly maps the first size bytes of f read-only. A zero size gives
+// sealShrink forbids shrinking the memfd: its measured bytes stay, and
+// more may be appended after them (the handoff).
+func sealShrink(f *os.File) error {
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK); err != nil {
+		return &SyscallError{Call: "fcntl(F_ADD_SEALS, F_SEAL_SHRINK) on " + f.Name(), Err: err}
+	}
+	return nil
+}
+
+// mapReadOnly maps the first size bytes of f read-only. The mapping is
+// private (MAP_PRIVATE, never written, so it shares the memfd's pages): a
+// shared mapping of the initrd, even read-only, would make the later
+// F_SEAL_WRITE fail with EBUSY on kernels before 6.7, which count every
+// shared mapping of a writable file as writable. A zero size gives
 // an empty slice and no mapping.
 func mapReadOnly(f *os.File, size int64) ([]byte, error) {
 	if size == 0 {
@@ -109,7 +122,7 @@ func mapReadOnly(f *os.File, size int64) ([]byte, error) {
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("mapping %s: %d bytes do not fit the address space", f.Name(), size)
 	}
-	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	b, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_PRIVATE)
 	if err != nil {
 		return nil, &SyscallError{Call: "mmap of " + f.Name(), Err: err}
 	}

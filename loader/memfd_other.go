@@ -17,6 +17,7 @@ func newMemfd(string) (*os.File, error)           { return nil, errors.ErrUnsupp
 func appendFile(dst, src *os.File) (int64, error) { return 0, errors.ErrUnsupported }
 func writeZeros(*os.File, int64) error            { return errors.ErrUnsupported }
 func seal(*os.File) error                         { return errors.ErrUnsupported }
+func sealShrink(*os.File) error                   { return errors.ErrUnsupported }
 func mapReadOnly(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
 func unmap([]byte) error                          { return nil }
 func copyOut(string, *os.File) error              { return errors.ErrUnsupported }

@@ -37,6 +37,16 @@ type EventLog interface {
 	Unlock() error
 }
 
+// HandoffBuilder builds the handoff component: the bytes the loader appends
+// to the initrd after the user's components, so that the next kernel finds
+// the measurement log (package handoff). *handoff.Builder implements it.
+type HandoffBuilder interface {
+	// Build returns the component. The loader calls it under the log's
+	// exclusive lock, after this load's records were appended, so that it
+	// reads the log as it then stands.
+	Build() ([]byte, error)
+}
+
 // ErrPCRUnchanged marks a failed Extend after which the PCR is known to be
 // unchanged: the TPM answered with an error code.
 var ErrPCRUnchanged = errors.New("loader: the PCR was not changed")

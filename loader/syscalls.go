@@ -17,6 +17,7 @@ const (
 	crashLoadedPath = "/sys/kernel/kexec_crash_loaded"
 	crashSizePath   = "/sys/kernel/kexec_crash_size"
 	procCmdlinePath = "/proc/cmdline"
+	procMeminfoPath = "/proc/meminfo"
 )
 
 // Syscalls is the seam between the loader and the kernel. The Linux

@@ -28,6 +28,7 @@ type options struct {
 	pcr        int
 	logPath    string
 	split      bool
+	noHandoff  bool
 	dryRun     bool
 	json       bool
 	initrdOut  string
@@ -102,6 +103,7 @@ func optSpecs() []optSpec {
 		}},
 		{"log", 0, true, func(o *options, v string) error { o.logPath = v; return nil }},
 		{"split-initrd", 0, false, func(o *options, _ string) error { o.split = true; return nil }},
+		{"no-handoff", 0, false, func(o *options, _ string) error { o.noHandoff = true; return nil }},
 		{"dry-run", 0, false, func(o *options, _ string) error { o.dryRun = true; return nil }},
 		{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
 		{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},

@@ -65,8 +65,8 @@ func TestConcurrentProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(log.Records) != procs*4 {
-		t.Fatalf("%d records, want %d", len(log.Records), procs*4)
+	if len(log.Records) != procs*5 {
+		t.Fatalf("%d records, want %d", len(log.Records), procs*5)
 	}
 	replayed, err := eventlog.Replay(log.Records, allBanks)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/handoff"
 	"github.com/kexec-measured/kexec-measured/loader"
 )
 
@@ -73,6 +74,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		if m != nil {
 			defer m.close()
 		}
+		if (m != nil || o.dryRun) && !o.noHandoff {
+			l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
+		}
 	}
 
 	res, err := l.Run(req)
@@ -111,6 +115,7 @@ func request(o *options) loader.Request {
 		Panic:        o.panic || (o.doStatus && !o.sawLoad),
 		Debug:        o.debug,
 		SplitInitrd:  o.split,
+		NoHandoff:    o.noHandoff,
 		Status:       o.doStatus,
 		Unload:       o.doUnload,
 		Load:         o.doLoad,

@@ -38,5 +38,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 func subcommands() map[string]func(args []string, stdout, stderr io.Writer) int {
 	return map[string]func([]string, io.Writer, io.Writer) int{
 		"inspect": runInspect,
+		"log":     runLog,
 	}
 }

@@ -64,16 +64,21 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 		l.Banks = dev.Banks()
 		return m, nil
 	}
-	path := o.logPath
-	if path == "" {
-		path = eventlog.DefaultPath(e.getenv)
-	}
-	if m.log, err = eventlog.OpenWriter(path); err != nil {
+	if m.log, err = eventlog.OpenWriter(logPath(o, e)); err != nil {
 		m.close()
 		return nil, fmt.Errorf("opening the measurement log: %w", err)
 	}
 	l.PCRs, l.Log = pcrDevice{dev}, m.log
 	return m, nil
+}
+
+// logPath is the log of --log, $SYSTEMD_MEASURE_LOG_USERSPACE or the
+// default.
+func logPath(o *options, e env) string {
+	if o.logPath != "" {
+		return o.logPath
+	}
+	return eventlog.DefaultPath(e.getenv)
 }
 
 // refusedError is a request refused before anything changed: exit 1.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/handoff"
 	"github.com/kexec-measured/kexec-measured/tpm"
 	"github.com/kexec-measured/kexec-measured/tpm/swtpmtest"
 )
@@ -81,15 +82,15 @@ func TestMeasuredLoadSwtpm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(log.Records) != 5 {
-		t.Fatalf("%d records, want 5", len(log.Records))
+	if len(log.Records) != 6 {
+		t.Fatalf("%d records, want 6 (kernel, 3 initrds, handoff, cmdline)", len(log.Records))
 	}
 	replayed, err := eventlog.Replay(log.Records, allBanks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tpmVals := readPCRs(t, spec)
-	items := append(contents, []byte("console=ttyS0 stage=2"))
+	items := append(contents, []byte(handoff.EventText), []byte("console=ttyS0 stage=2"))
 	for _, h := range allBanks {
 		want := hashtest.PCR(h, nil, items...)
 		if !bytes.Equal(tpmVals[h], want) {
@@ -98,6 +99,20 @@ func TestMeasuredLoadSwtpm(t *testing.T) {
 		if !bytes.Equal(replayed[h][9], want) {
 			t.Errorf("%v: replay %x, independent %x", h, replayed[h][9], want)
 		}
+	}
+	// The loaded initrd ends with the handoff, which holds the whole log.
+	raw, _ := os.ReadFile(logPath)
+	initrd := sys.Loads[0].Initrd
+	var off int64
+	for _, c := range contents[1:] { // contents[0] is the kernel
+		off = (off+3)&^3 + int64(len(c))
+	}
+	h, err := handoff.Parse(initrd[(off+3)&^3:])
+	if err != nil {
+		t.Fatalf("the handoff component: %v", err)
+	}
+	if !bytes.Equal(h.Log, raw) {
+		t.Errorf("the handed-over log (%d bytes) is not the log (%d bytes)", len(h.Log), len(raw))
 	}
 	fi, err := os.Stat(logPath)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSticky != 0 {
@@ -170,7 +185,7 @@ func TestOneExtendPerEvent(t *testing.T) {
 		if code, _, stderr := runTest(e, args...); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		if want := n + 2; ct.extends != want {
+		if want := n + 3; ct.extends != want { // kernel, n initrds, handoff, cmdline
 			t.Errorf("%d components: %d PCR_Extend commands, want %d", n, ct.extends, want)
 		}
 		others[n] = ct.others

@@ -51,6 +51,8 @@ Measurement options:
      --log=PATH       Measurement log (default $SYSTEMD_MEASURE_LOG_USERSPACE
                       or /run/log/systemd/tpm2-measure.log).
      --split-initrd   Measure every segment of every initrd component.
+     --no-handoff     Do not hand the measurement log over to the loaded
+                      kernel (no handoff component, no kexec-handoff event).
      --dry-run        Do everything but the system calls, TPM extends and
                       log writes, and print the plan.
      --json           With --dry-run, print the plan as one JSON object.
