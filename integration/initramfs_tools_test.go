@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // initramfsToolsConf is the initramfs.conf of the test image: only the
@@ -141,17 +142,19 @@ func ext2Image(t *testing.T, dir string, files map[string][]byte, dirs []string)
 // moved them into the new root. It reports the root device, whether the
 // handoff directory is (wrongly) still visible, PCR 9, the log, and what
 // `kexec-measured log` says about it.
-const newRootInit = `#!/bin/busybox sh
+func newRootInit() string {
+	return `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/usr/sbin
 ` + guestHelpers + `km newroot
+km uptime newroot $(cut -d' ' -f1 /proc/uptime)
 km root $(awk '$2 == "/" {d = $1; f = $3} END {print d, f}' /proc/mounts)
 [ -e /kexec-measured ] && km handoff-visible
 pcrs newroot
 dump newlog $LOG
-run log kexec-measured log
-finish
+` + ourLogScript("log") + `finish
 `
+}
 
 // TestInitramfsTools boots, from stage 1, a real initramfs-tools image
 // (mkinitramfs for the test kernel, with dist/'s hook and init-bottom
@@ -164,9 +167,11 @@ finish
 func TestInitramfsTools(t *testing.T) {
 	e := getEnv(t, true)
 	dir := t.TempDir()
+	start := time.Now()
 	img := mkinitramfs(t, e)
+	t.Logf("mkinitramfs: %d bytes in %.1f s", len(readFile(t, img)), time.Since(start).Seconds())
 	root := ext2Image(t, dir, map[string][]byte{
-		"sbin/init":               []byte(newRootInit),
+		"sbin/init":               []byte(newRootInit()),
 		"bin/busybox":             readFile(t, e.Busybox),
 		"usr/sbin/kexec-measured": readFile(t, e.Binary),
 	}, []string{"proc", "sys", "dev", "run", "tmp"})
@@ -174,17 +179,20 @@ func TestInitramfsTools(t *testing.T) {
 	cmdline := stage2Cmdline + " root=/dev/vda rootfstype=ext2 rw"
 	script := `pcrs before
 run load kexec-measured -l /stage2/vmlinuz --initrd /components/initrd.img --append "` + cmdline + `"
+km uptime load $(cut -d' ' -f1 /proc/uptime)
 loaded after-load
 dump log $LOG
 run exec kexec-measured -e
 km exec-returned
 `
+	start = time.Now()
 	c := run(t, e, vmConfig{
 		Initrd:  stage1{Components: comps, Script: script}.build(t, e, dir),
 		Cmdline: stage1Cmdline,
 		TPM:     startSwtpm(t),
 		Disk:    root,
 	})
+	t.Logf("both boots: %.1f s (guest uptime: load done %s s, new root %s s)", time.Since(start).Seconds(), uptimeAt(c, "load"), uptimeAt(c, "newroot"))
 	if rc := c.RC(t, "load"); rc != 0 {
 		t.Fatalf("load: exit status %d, want 0", rc)
 	}
@@ -213,7 +221,39 @@ km exec-returned
 	before := c.PCRs(t, "before", 9)
 	comparePCRs(t, "new root PCR 9 vs. its log replayed", c.PCRs(t, "newroot", 9), replayRecords(t, before, recs, 9))
 	comparePCRs(t, "new root PCR 9 vs. host files", c.PCRs(t, "newroot", 9), expectPCRs(t, before, items))
-	if rc := c.RC(t, "log"); rc != 0 {
-		t.Errorf("kexec-measured log in the new root: exit status %d, want 0", rc)
+	checkOurLog(t, c, "log", 9)
+}
+
+// ourLogScript runs `kexec-measured log` in the guest and prints its lines
+// as markers "NAME ...".
+func ourLogScript(name string) string {
+	return `kexec-measured log >/tmp/` + name + `.txt; km rc ` + name + ` $?
+sed "s/^/@@KM ` + name + ` /" /tmp/` + name + `.txt
+`
+}
+
+// checkOurLog checks what ourLogScript(name) printed: exit status 0, and
+// MATCH for each of pcrs in every bank.
+func checkOurLog(t *testing.T, c *console, name string, pcrs ...int) {
+	t.Helper()
+	if rc := c.RC(t, name); rc != 0 {
+		t.Errorf("%s: kexec-measured log: exit status %d, want 0", name, rc)
 	}
+	for _, p := range pcrs {
+		for _, bank := range allBanks {
+			// "  PCR 9  sha256 MATCH       replayed ... TPM ..."
+			if !c.Has(name, "PCR", strconv.Itoa(p), bank, "MATCH") {
+				t.Errorf("%s: kexec-measured log does not say MATCH for PCR %d %s", name, p, bank)
+			}
+		}
+	}
+}
+
+// uptimeAt returns the guest's uptime that a "km uptime TAG SECONDS" marker
+// reported, or "?".
+func uptimeAt(c *console, tag string) string {
+	if m := c.find("uptime", tag); len(m) == 3 {
+		return m[2]
+	}
+	return "?"
 }

@@ -125,8 +125,7 @@ func TestSystemdTools(t *testing.T) {
 	t.Logf("trixie files for the guest: %d, %d bytes", len(tfiles), size)
 	stage2 := guestPrelude + `km stage2
 run import kexec-measured log import
-` + pcrlockEnv + pcrlockScript("pcrlock2") + `run ours kexec-measured log
-dump log2 $LOG
+` + pcrlockEnv + pcrlockScript("pcrlock2") + ourLogScript("ours") + `dump log2 $LOG
 finish
 `
 	files := map[string][]byte{"init": []byte(stage2), "bin/busybox": readFile(t, e.Busybox), "bin/kexec-measured": readFile(t, e.Binary)}
@@ -165,6 +164,7 @@ km exec-returned
 	for _, name := range []string{"pcrlock1", "pcrlock2"} {
 		checkPcrlock(t, c, name, 9, 11)
 	}
+	checkOurLog(t, c, "ours", 9, 11)
 }
 
 // checkPcrlock checks the systemd-pcrlock log verdict the guest dumped as
