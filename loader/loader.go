@@ -64,6 +64,8 @@ type Loader struct {
 	// the initrd components and appends the component after them; nil
 	// means no handoff (an unmeasured load).
 	Handoff HandoffBuilder
+	// LogPath is the log's path, recorded in Result.State.
+	LogPath string
 }
 
 // Result is what Run did, or would do in a dry run.
@@ -71,6 +73,9 @@ type Result struct {
 	Image  *Image   // the prepared load, nil when nothing was loaded; the caller closes it
 	Loaded bool     // for Status: whether the kernel asked about is loaded
 	Steps  []string // the state-changing steps, in order
+	// State describes a measured load with a handoff (not -p), for a later
+	// Refresh; nil otherwise.
+	State *LoadState
 }
 
 // Run carries out req in kexec-tools' order: status; unload; load (read,
@@ -231,6 +236,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	err = l.step(res, desc, func() error {
 		return l.Sys.KexecFileLoad(int(im.kernel.Fd()), initrdFD, cmdline, flags)
 	})
+	if err == nil && measuring && !l.DryRun {
+		res.State, err = newState(req, im, l.PCR, l.LogPath)
+	}
 	return im, err
 }
 

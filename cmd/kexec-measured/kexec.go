@@ -27,6 +27,9 @@ type env struct {
 	getenv  func(string) string
 	openTPM func(spec string) (tpmDevice, error)
 	clock   func() int64
+	// statePath is where a measured load keeps its state for `log
+	// refresh` and `-e`; "" keeps none.
+	statePath string
 }
 
 // runKexec runs kexec(8) syntax and returns the exit status.
@@ -76,6 +79,15 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		}
 		if (m != nil || o.dryRun) && !o.noHandoff {
 			l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
+			l.LogPath = logPath(o, e)
+		}
+	}
+	if o.doExec && !o.doLoad && !o.dryRun {
+		// kexec -e, as systemd before March 2026 runs it: refresh the
+		// handoff first, so that the records written since the load go
+		// along. A failed refresh leaves the earlier load: exec it anyway.
+		if _, err := refreshLoad(e, e.statePath); err != nil && !errors.Is(err, errNothingToRefresh) {
+			fmt.Fprintf(stderr, "kexec-measured: warning: refreshing the handoff before the exec: %v; executing the earlier load, whose handoff lacks the records written since\n", err)
 		}
 	}
 
@@ -85,6 +97,16 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 	}
 	if err != nil {
 		return exitStatus(err), err
+	}
+	if e.statePath != "" && !o.dryRun && !req.Panic && (req.Load || req.Unload) {
+		// Only the last load of the kernel for kexec -e can be refreshed:
+		// any other load or unload makes an earlier state stale.
+		os.Remove(e.statePath)
+		if res.State != nil {
+			if err := saveState(e.statePath, res.State); err != nil {
+				fmt.Fprintf(stderr, "kexec-measured: warning: keeping the load state for a refresh: %v\n", err)
+			}
+		}
 	}
 	if req.Status {
 		if res.Loaded {
@@ -165,5 +187,5 @@ func parseBanks(s string) ([]crypto.Hash, error) {
 
 // newEnv is the real machine.
 func newEnv() env {
-	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, openTPM: openTPM, clock: bootClock}
+	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, openTPM: openTPM, clock: bootClock, statePath: loader.DefaultStatePath}
 }
