@@ -210,6 +210,7 @@ func (s *swtpm) Stop(t *testing.T) {
 type vm struct {
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
+	timeout time.Duration // QEMU is killed after it
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -223,7 +224,11 @@ type vmConfig struct {
 	Cmdline string
 	TPM     *swtpm
 	Memory  string // e.g. "1G"; default 1G
-	Disk    string // a raw disk image the guest sees as /dev/vda (virtio), if set
+	Disk    string // a raw disk image the guest sees as /dev/vda (virtio: needs modules), if set
+	NVMe    string // a raw disk image the guest sees as /dev/nvme0n1 (NVMe: built into the kernel), if set
+	// Timeout bounds the whole run; default vmTimeout. Scenarios that boot
+	// large images twice need more on a loaded machine.
+	Timeout time.Duration
 }
 
 // startVM boots e.Kernel with cfg under QEMU. QEMU is killed in t.Cleanup, and
@@ -246,14 +251,22 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 	if cfg.Disk != "" {
 		args = append(args, "-drive", "file="+cfg.Disk+",format=raw,if=virtio")
 	}
+	if cfg.NVMe != "" {
+		args = append(args, "-drive", "file="+cfg.NVMe+",format=raw,if=none,id=nvme0,readonly=on",
+			"-device", "nvme,drive=nvme0,serial=kexec-measured")
+	}
 	if cfg.TPM != nil {
 		args = append(args,
 			"-chardev", "socket,id=chrtpm,path="+cfg.TPM.Sock,
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 			"-device", "tpm-tis,tpmdev=tpm0")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout)
-	v := &vm{cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = vmTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
@@ -356,8 +369,8 @@ func (v *vm) Wait(t *testing.T) *console {
 	t.Helper()
 	select {
 	case <-v.exited:
-	case <-time.After(vmTimeout):
-		t.Fatalf("QEMU still running after %v", vmTimeout)
+	case <-time.After(v.timeout):
+		t.Fatalf("QEMU still running after %v", v.timeout)
 	}
 	var ee *exec.ExitError
 	if v.waitErr != nil && !errors.As(v.waitErr, &ee) {

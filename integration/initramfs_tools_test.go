@@ -191,6 +191,7 @@ km exec-returned
 		Cmdline: stage1Cmdline,
 		TPM:     startSwtpm(t),
 		Disk:    root,
+		Timeout: 8 * time.Minute,
 	})
 	t.Logf("both boots: %.1f s (guest uptime: load done %s s, new root %s s)", time.Since(start).Seconds(), uptimeAt(c, "load"), uptimeAt(c, "newroot"))
 	if rc := c.RC(t, "load"); rc != 0 {

@@ -9,22 +9,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // trixieFiles returns the files of Debian 13's systemd-pcrextend and
-// systemd-pcrlock for the guest (path without leading slash → data), taken
+// systemd-pcrlock for the guest's disk (path without leading slash → data), taken
 // from the root that integration/setup unpacks into
 // integration/.cache/trixie/root: the two programs, every library they
 // link against (as trixie's loader resolves them with --list), the TPM
 // libraries systemd and the TSS load with dlopen (tss2-esys, -rc, -mu, the
 // TCTI loader and the device TCTI) and their libraries, and the loader at
 // the programs' interpreter path, /lib64/ld-linux-x86-64.so.2. Nothing
-// else: the guest has no other libraries, and every megabyte costs boot
-// time. Libraries go under their soname paths with the content of the file
-// the link points to (the test's cpio writer has no symbolic links).
+// else: the guest has no other libraries. Libraries go under their soname
+// paths with the content of the file the link points to.
 func trixieFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	root, err := filepath.Abs(".cache/trixie/root")
@@ -70,19 +69,17 @@ func trixieFiles(t *testing.T) map[string][]byte {
 	return files
 }
 
-// trixieSize is the total size of files, for the test log.
-func trixieSize(files map[string][]byte) (n int, names []string) {
-	for name, data := range files {
-		n += len(data)
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return n, names
-}
-
-// pcrlockEnv points Debian 13's tools at the guest's TPM, its userspace log
-// and its firmware log ($FW, chosen by the script).
-const pcrlockEnv = `mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+// trixieEnv mounts the disk with Debian 13's tools (trixieFiles, as an
+// NVMe disk: the driver is built into the kernel, unlike virtio's) at
+// /trixie, defines sd PROG ARGS... to run /usr/lib/systemd/PROG from it
+// through trixie's loader with --library-path (the guest has no libraries
+// of its own; dlopen searches the same path), and points the tools at the
+// guest's TPM, its userspace log and its firmware log ($FW).
+const trixieEnv = `mkdir -p /trixie
+mount -t ext2 -o ro /dev/nvme0n1 /trixie || km no-trixie-disk
+TL=/trixie/usr/lib/x86_64-linux-gnu
+sd() { p=$1; shift; /trixie/lib64/ld-linux-x86-64.so.2 --library-path $TL:$TL/systemd /trixie/usr/lib/systemd/$p "$@"; }
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 # sysfs files have size 0: copy the firmware log to see whether it is there.
 FW=/tmp/binary_bios_measurements
 cat /sys/kernel/security/tpm0/binary_bios_measurements >$FW 2>/dev/null
@@ -94,9 +91,9 @@ export SYSTEMD_FORCE_MEASURE=1 SYSTEMD_TPM2_DEVICE=/dev/tpmrm0 SYSTEMD_MEASURE_L
 // file NAME.
 func pcrlockScript(name string) string {
 	return `km fwlog ` + name + ` $FW $(wc -c <$FW)
-/usr/lib/systemd/systemd-pcrlock log --json=short >/tmp/` + name + `.json; km rc ` + name + ` $?
+sd systemd-pcrlock log --json=short >/tmp/` + name + `.json; km rc ` + name + ` $?
 dump ` + name + ` /tmp/` + name + `.json
-/usr/lib/systemd/systemd-pcrlock log --no-pager | grep -v '^$' | tail -n 40
+sd systemd-pcrlock log --no-pager 2>/dev/null | sed -n '/PCRNAME/,/^$/p'
 `
 }
 
@@ -113,45 +110,53 @@ type pcrlockVerdict struct {
 // TestSystemdTools runs Debian 13's systemd tools, which we did not write,
 // against our log. In stage 1, systemd-pcrextend measures the phases of a
 // boot into PCR 11 before the load (enter-initrd, leave-initrd, sysinit,
-// ready) and after it (shutdown, final), the handoff is refreshed as the
-// refresh unit does, and the kernel is executed. In stage 2, after
+// ready) and after it (shutdown, final), the handoff is refreshed as
+// dist/systemd/kexec-measured-refresh.service does (`kexec-measured log
+// refresh`), and the kernel is executed. In stage 2, after
 // `kexec-measured log import`, systemd-pcrlock log, reading the TPM, the
 // firmware log and the userspace log, reports that PCR 9 and PCR 11 are
 // the replay of their records.
 func TestSystemdTools(t *testing.T) {
 	e := getEnv(t, true)
-	tfiles := trixieFiles(t)
-	size, _ := trixieSize(tfiles)
-	t.Logf("trixie files for the guest: %d, %d bytes", len(tfiles), size)
+	dir := t.TempDir()
+	// The disk also holds kexec-measured for stage 2, which keeps the
+	// measured stage-2 component small (an init and busybox).
+	tools := trixieFiles(t)
+	tools["usr/sbin/kexec-measured"] = readFile(t, e.Binary)
+	disk := ext2Image(t, dir, tools, nil)
 	stage2 := guestPrelude + `km stage2
+` + trixieEnv + `export PATH=$PATH:/trixie/usr/sbin
 run import kexec-measured log import
-` + pcrlockEnv + pcrlockScript("pcrlock2") + ourLogScript("ours") + `dump log2 $LOG
+` + pcrlockScript("pcrlock2") + ourLogScript("ours") + `dump log2 $LOG
 finish
 `
-	files := map[string][]byte{"init": []byte(stage2), "bin/busybox": readFile(t, e.Busybox), "bin/kexec-measured": readFile(t, e.Binary)}
-	for name, data := range tfiles {
-		files[name] = data
-	}
+	files := map[string][]byte{"init": []byte(stage2), "bin/busybox": readFile(t, e.Busybox)}
 	comps := []component{newComponent(t, "stage2.cpio.zst", "zstd", files)}
 	pcrextend := func(phases ...string) string {
 		var b strings.Builder
 		for _, p := range phases {
-			b.WriteString("run pcrextend-" + p + " /usr/lib/systemd/systemd-pcrextend " + p + "\n")
+			b.WriteString("run pcrextend-" + p + " sd systemd-pcrextend " + p + "\n")
 		}
 		return b.String()
 	}
-	script := pcrlockEnv + `pcrs before
+	script := trixieEnv + `pcrs before
 ` + pcrextend("enter-initrd", "leave-initrd", "sysinit", "ready") +
 		`run load kexec-measured -l /stage2/vmlinuz --initrd /components/stage2.cpio.zst --append "` + stage2Cmdline + `"
-` + pcrextend("shutdown", "final") + pcrlockScript("pcrlock1") + `dump log $LOG
+` + pcrextend("shutdown", "final") + `run refresh kexec-measured log refresh
+` + pcrlockScript("pcrlock1") + `dump log $LOG
 run exec kexec-measured -e
 km exec-returned
 `
-	s1 := stage1{Components: comps, Script: script, Files: tfiles}
-	c := run(t, e, vmConfig{Initrd: s1.build(t, e, t.TempDir()), Cmdline: stage1Cmdline, TPM: startSwtpm(t)})
-	for _, p := range []string{"enter-initrd", "leave-initrd", "sysinit", "ready", "load", "shutdown", "final"} {
+	s1 := stage1{Components: comps, Script: script}
+	start := time.Now()
+	c := run(t, e, vmConfig{Initrd: s1.build(t, e, dir), Cmdline: stage1Cmdline, TPM: startSwtpm(t), NVMe: disk, Timeout: 8 * time.Minute})
+	t.Logf("both boots: %.1f s", time.Since(start).Seconds())
+	if c.Has("no-trixie-disk") {
+		t.Fatal("the guest could not mount the disk with Debian 13's tools")
+	}
+	for _, p := range []string{"enter-initrd", "leave-initrd", "sysinit", "ready", "load", "shutdown", "final", "refresh"} {
 		name := "pcrextend-" + p
-		if p == "load" {
+		if p == "load" || p == "refresh" {
 			name = p
 		}
 		if rc := c.RC(t, name); rc != 0 {
@@ -165,6 +170,16 @@ km exec-returned
 		checkPcrlock(t, c, name, 9, 11)
 	}
 	checkOurLog(t, c, "ours", 9, 11)
+	// The phases measured after the load reached stage 2: the refresh
+	// carried them.
+	log2, ok := c.File(t, "log2")
+	if !ok {
+		t.Fatal("no log in stage 2")
+	}
+	want := []string{"enter-initrd", "leave-initrd", "sysinit", "ready", "shutdown", "final"}
+	if got := phaseStrings(t, log2); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("stage 2's log has the PCR 11 phases %q, want %q", got, want)
+	}
 }
 
 // checkPcrlock checks the systemd-pcrlock log verdict the guest dumped as
@@ -201,4 +216,27 @@ func checkPcrlock(t *testing.T, c *console, name string, pcrs ...int) {
 			t.Errorf("%s: systemd-pcrlock reports nothing for PCR %d", name, want)
 		}
 	}
+}
+
+// phaseStrings returns content.string of the log's systemd records on PCR
+// 11, in order.
+func phaseStrings(t *testing.T, data []byte) []string {
+	t.Helper()
+	var out []string
+	for i, chunk := range bytes.Split(bytes.TrimPrefix(data, []byte{0x1e}), []byte{0x1e}) {
+		var r struct {
+			PCR         int    `json:"pcr"`
+			ContentType string `json:"content_type"`
+			Content     struct {
+				String string `json:"string"`
+			} `json:"content"`
+		}
+		if err := json.Unmarshal(chunk, &r); err != nil {
+			t.Fatalf("log record %d: %v", i, err)
+		}
+		if r.PCR == 11 && r.ContentType == "systemd" {
+			out = append(out, r.Content.String)
+		}
+	}
+	return out
 }
