@@ -49,18 +49,25 @@ func Import(h *Handoff, logPath, firmwareCopy string) (ImportResult, error) {
 }
 
 func importLog(h *Handoff, logPath string) (already bool, err error) {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return false, fmt.Errorf("handoff: create the parent directories of %s: %w", logPath, err)
-	}
-	f, err := os.OpenFile(logPath, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0o600)
+	// The lock and the sticky bit are eventlog's writer protocol; the
+	// rewrite goes through a second descriptor, which the first one's
+	// flock covers (flock locks the file for every other open of it).
+	w, err := eventlog.OpenWriter(logPath)
 	if err != nil {
-		return false, fmt.Errorf("handoff: open the log: %w", err)
+		return false, fmt.Errorf("handoff: %w", err)
+	}
+	defer w.Close()
+	interrupted := false
+	if err := w.Lock(); errors.Is(err, eventlog.ErrInterrupted) {
+		interrupted = true
+	} else if err != nil {
+		return false, fmt.Errorf("handoff: %w", err)
+	}
+	f, err := os.OpenFile(logPath, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false, fmt.Errorf("handoff: open the log for rewriting: %w", err)
 	}
 	defer f.Close()
-	if err := flock(f, unix.LOCK_EX); err != nil {
-		return false, fmt.Errorf("handoff: lock %s (LOCK_EX): %w", logPath, err)
-	}
-	defer flock(f, unix.LOCK_UN) //nolint:errcheck // closing the file releases the lock anyway
 	st, err := f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("handoff: stat %s: %w", logPath, err)
@@ -75,13 +82,12 @@ func importLog(h *Handoff, logPath string) (already bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("handoff: read %s: %w", logPath, err)
 	}
-	merged, already, err := Merge(h.Log, current)
-	if err != nil || already {
-		return already, err
+	merged, already := mergeChecked(h.Log, current) // Import checked h.Log
+	if already {
+		return true, nil
 	}
-	keepSticky := st.Mode()&fs.ModeSticky != 0 || h.Interrupted
-	if err := f.Chmod(0o600 | fs.ModeSticky); err != nil {
-		return false, fmt.Errorf("handoff: set the sticky bit of %s: %w", logPath, err)
+	if err := w.BeginWrite(); err != nil {
+		return false, fmt.Errorf("handoff: %w", err)
 	}
 	if _, err := f.WriteAt(merged, 0); err != nil {
 		return false, fmt.Errorf("handoff: write %s (left marked interrupted): %w", logPath, err)
@@ -89,11 +95,13 @@ func importLog(h *Handoff, logPath string) (already bool, err error) {
 	if err := f.Sync(); err != nil {
 		return false, fmt.Errorf("handoff: fsync %s (left marked interrupted): %w", logPath, err)
 	}
-	if keepSticky {
-		return false, nil
+	if h.Interrupted || interrupted {
+		return false, nil // the mark stays: the merged log may lack a record
 	}
-	if err := f.Chmod(0o600); err != nil {
-		return false, fmt.Errorf("handoff: clear the sticky bit of %s: %w", logPath, err)
+	// The write is complete: clear the mark (AbortWrite clears it, as no
+	// record is appended through the Writer).
+	if err := w.AbortWrite(); err != nil {
+		return false, fmt.Errorf("handoff: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return false, fmt.Errorf("handoff: fsync %s: %w", logPath, err)
@@ -121,17 +129,4 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// flock calls flock(2), retrying on EINTR.
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			if err != nil {
-				return fmt.Errorf("flock: %w", err)
-			}
-			return nil
-		}
-	}
 }

@@ -28,7 +28,16 @@ func Merge(handed, current []byte) (merged []byte, already bool, err error) {
 	if _, err := eventlog.ReadAll(bytes.NewReader(handed)); err != nil {
 		return nil, false, fmt.Errorf("handoff: the handed-over log: %w", err)
 	}
+	merged, already = mergeChecked(handed, current)
+	return merged, already, nil
+}
+
+// mergeChecked is Merge for a handed-over log already checked to be whole.
+func mergeChecked(handed, current []byte) (merged []byte, already bool) {
+	if len(handed) == 0 || bytes.HasPrefix(current, handed) {
+		return current, true
+	}
 	merged = make([]byte, 0, len(handed)+len(current))
 	merged = append(merged, handed...)
-	return append(merged, current...), false, nil
+	return append(merged, current...), false
 }

@@ -89,7 +89,9 @@ func newEnv() (*env, error) {
 // buildBinary builds ./cmd/kexec-measured statically (CGO_ENABLED=0) into
 // out.
 func buildBinary(out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/kexec-measured")
+	// Stripped (-s -w): the chain scenario carries the binary into later
+	// boots, and every byte is hashed in four banks under TCG.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/kexec-measured")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -208,9 +210,9 @@ func (s *swtpm) Stop(t *testing.T) {
 
 // vm is one QEMU guest whose serial console the test reads line by line.
 type vm struct {
+	timeout time.Duration
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
-	timeout time.Duration // QEMU is killed after it
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives
@@ -226,8 +228,8 @@ type vmConfig struct {
 	Memory  string // e.g. "1G"; default 1G
 	Disk    string // a raw disk image the guest sees as /dev/vda (virtio: needs modules), if set
 	NVMe    string // a raw disk image the guest sees as /dev/nvme0n1 (NVMe: built into the kernel), if set
-	// Timeout bounds the whole run; default vmTimeout. Scenarios that boot
-	// large images twice need more on a loaded machine.
+	// Timeout bounds the whole run (every kexec'd boot included); default
+	// vmTimeout.
 	Timeout time.Duration
 }
 
@@ -266,7 +268,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		timeout = vmTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
+	v := &vm{timeout: timeout, cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {
