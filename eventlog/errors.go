@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 var (
@@ -18,10 +21,8 @@ var (
 	// required field.
 	ErrMalformed = errors.New("eventlog: malformed record")
 	// ErrTruncated reports a record that is not terminated by LF, as a write
-	// cut short leaves it (RFC 7464 §2.3).
-	ErrTruncated = errors.New("eventlog: truncated record")
-	// ErrUnknownAlgorithm reports a hash algorithm without a CEL-JSON name.
-	ErrUnknownAlgorithm = errors.New("eventlog: unknown hash algorithm")
+	// cut short leaves it (RFC 7464 §2.3). It wraps io.ErrUnexpectedEOF.
+	ErrTruncated = fmt.Errorf("eventlog: truncated record: %w", io.ErrUnexpectedEOF)
 	// ErrMissingDigest reports a record without a digest for a bank being
 	// replayed.
 	ErrMissingDigest = errors.New("eventlog: record lacks a digest for the bank")
@@ -69,7 +70,7 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	name, err := AlgName(e.Bank)
+	name, err := pcr.Name(e.Bank)
 	if err != nil {
 		name = e.Bank.String()
 	}

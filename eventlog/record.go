@@ -12,14 +12,13 @@ package eventlog
 import (
 	"bytes"
 	"crypto"
-	_ "crypto/sha1" // link the bank hashes so crypto.Hash.New works
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // ContentType is the content_type of the records kexec-measured writes.
@@ -29,7 +28,7 @@ const ContentType = "kexec-measured"
 // (systemd-pcrextend, systemd-cryptsetup, ...).
 const SystemdContentType = "systemd"
 
-// Event names of kexec-measured records (DESIGN §5).
+// Event names of kexec-measured records (docs/measurement.md, Events).
 const (
 	EventKernel  = "kexec-kernel"
 	EventInitrd  = "kexec-initrd"
@@ -38,10 +37,6 @@ const (
 	// is the bank hash of a constant text, its size 0.
 	EventHandoff = "kexec-handoff"
 )
-
-// MaxPCR is the highest PCR index a record may name (a PC Client TPM has
-// PCRs 0-23).
-const MaxPCR = 23
 
 // Digest is one bank's digest of a record, as CEL-JSON spells it.
 type Digest struct {
@@ -74,63 +69,45 @@ type Record struct {
 	Raw []byte
 }
 
-// algNames maps the bank hashes to their CEL-JSON (and systemd) names.
-var algNames = [...]struct {
-	h    crypto.Hash
-	name string
-}{
-	{crypto.SHA1, "sha1"},
-	{crypto.SHA256, "sha256"},
-	{crypto.SHA384, "sha384"},
-	{crypto.SHA512, "sha512"},
-}
-
-// AlgName returns the CEL-JSON name of h ("sha1", "sha256", "sha384",
-// "sha512"). Any other hash gives an error wrapping ErrUnknownAlgorithm.
-func AlgName(h crypto.Hash) (string, error) {
-	for _, a := range algNames {
-		if a.h == h {
-			return a.name, nil
-		}
+// celBank returns the bank a CEL-JSON hashAlg names. Names are matched
+// exactly (lower case, as systemd writes them), unlike pcr.Parse, which
+// also takes a user's "SHA256": a log record's name must be the one Sum
+// looks for.
+func celBank(name string) (crypto.Hash, bool) {
+	h, err := pcr.Parse(name)
+	if err != nil {
+		return 0, false
 	}
-	return "", fmt.Errorf("%w: crypto.Hash %v", ErrUnknownAlgorithm, h)
-}
-
-// ParseAlg returns the hash named by a CEL-JSON hashAlg name. Names are
-// matched exactly (lower case, as systemd writes them). An unknown name
-// gives an error wrapping ErrUnknownAlgorithm.
-func ParseAlg(name string) (crypto.Hash, error) {
-	for _, a := range algNames {
-		if a.name == name {
-			return a.h, nil
-		}
+	if canon, _ := pcr.Name(h); canon != name {
+		return 0, false
 	}
-	return 0, fmt.Errorf("%w: %q", ErrUnknownAlgorithm, name)
+	return h, true
 }
 
-// NewKexecRecord builds a kexec-measured record for pcr with one digest per
-// bank in sums (ordered by crypto.Hash) and content c. It returns an error if
-// pcr is out of range, sums is empty, a hash has no CEL-JSON name or a
-// digest has the wrong size for its hash.
-func NewKexecRecord(pcr int, sums map[crypto.Hash][]byte, c KexecContent) (Record, error) {
-	if pcr < 0 || pcr > MaxPCR {
-		return Record{}, fmt.Errorf("eventlog: new record: PCR %d out of range 0-%d", pcr, MaxPCR)
+// NewKexecRecord builds a kexec-measured record for PCR index with one digest per
+// bank in sums (ordered by crypto.Hash) and content c. An index out of
+// range gives an error wrapping pcr.ErrOutOfRange, a hash that is not a
+// bank pcr.ErrUnknownBank, an empty sums or a digest of the wrong size for
+// its hash ErrMalformed.
+func NewKexecRecord(index int, sums map[crypto.Hash][]byte, c KexecContent) (Record, error) {
+	if err := pcr.Check(index); err != nil {
+		return Record{}, fmt.Errorf("eventlog: new record: %w", err)
 	}
 	digests, err := digestList(sums)
 	if err != nil {
-		return Record{}, fmt.Errorf("eventlog: new record for PCR %d: %w", pcr, err)
+		return Record{}, fmt.Errorf("eventlog: new record for PCR %d: %w", index, err)
 	}
 	content, err := marshalCompact(c)
 	if err != nil {
-		return Record{}, fmt.Errorf("eventlog: new record for PCR %d: encode content: %w", pcr, err)
+		return Record{}, fmt.Errorf("eventlog: new record for PCR %d: encode content: %w", index, err)
 	}
-	return Record{PCR: pcr, Digests: digests, ContentType: ContentType, Content: content}, nil
+	return Record{PCR: index, Digests: digests, ContentType: ContentType, Content: content}, nil
 }
 
 // digestList turns sums into Digests ordered by crypto.Hash.
 func digestList(sums map[crypto.Hash][]byte) ([]Digest, error) {
 	if len(sums) == 0 {
-		return nil, fmt.Errorf("no digests")
+		return nil, fmt.Errorf("%w: no digests", ErrMalformed)
 	}
 	hashes := make([]crypto.Hash, 0, len(sums))
 	for h := range sums {
@@ -139,12 +116,12 @@ func digestList(sums map[crypto.Hash][]byte) ([]Digest, error) {
 	slices.Sort(hashes)
 	digests := make([]Digest, 0, len(hashes))
 	for _, h := range hashes {
-		name, err := AlgName(h)
+		name, err := pcr.Name(h)
 		if err != nil {
 			return nil, err
 		}
 		if len(sums[h]) != h.Size() {
-			return nil, fmt.Errorf("%s digest has %d bytes, want %d", name, len(sums[h]), h.Size())
+			return nil, fmt.Errorf("%w: %s digest has %d bytes, want %d", ErrMalformed, name, len(sums[h]), h.Size())
 		}
 		digests = append(digests, Digest{HashAlg: name, Digest: hex.EncodeToString(sums[h])})
 	}
@@ -201,7 +178,7 @@ func (r Record) Encode() ([]byte, error) {
 // h gives an error wrapping ErrMissingDigest; a digest that is not hex of
 // h's size gives an error wrapping ErrMalformed.
 func (r Record) Sum(h crypto.Hash) ([]byte, error) {
-	name, err := AlgName(h)
+	name, err := pcr.Name(h)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +208,7 @@ func marshalCompact(v any) ([]byte, error) {
 }
 
 // parseRecord decodes the JSON text of one record (between RS and LF) and
-// checks it: pcr an integer in 0-MaxPCR, digests a non-empty list whose
+// checks it: pcr an integer in 0-pcr.Max, digests a non-empty list whose
 // known algorithms carry hex of the right size, content_type a string. The
 // returned record keeps text as Raw. Errors wrap ErrMalformed.
 func parseRecord(text []byte) (Record, error) {
@@ -250,16 +227,16 @@ func parseRecord(text []byte) (Record, error) {
 	if w.PCR == nil {
 		return Record{}, fmt.Errorf("%w: no \"pcr\"", ErrMalformed)
 	}
-	pcr, err := strconv.ParseInt(string(w.PCR), 10, 8)
-	if err != nil || pcr < 0 || pcr > MaxPCR {
-		return Record{}, fmt.Errorf("%w: \"pcr\" %.20s is not an integer in 0-%d", ErrMalformed, w.PCR, MaxPCR)
+	index, err := strconv.ParseInt(string(w.PCR), 10, 8)
+	if err != nil || pcr.Check(int(index)) != nil {
+		return Record{}, fmt.Errorf("%w: \"pcr\" %.20s is not an integer in 0-%d", ErrMalformed, w.PCR, pcr.Max)
 	}
 	if len(w.Digests) == 0 {
 		return Record{}, fmt.Errorf("%w: no \"digests\"", ErrMalformed)
 	}
 	for _, d := range w.Digests {
-		h, err := ParseAlg(d.HashAlg)
-		if err != nil {
+		h, ok := celBank(d.HashAlg)
+		if !ok {
 			continue // a bank we do not know (e.g. sm3_256) is kept, not checked
 		}
 		if sum, err := hex.DecodeString(d.Digest); err != nil || len(sum) != h.Size() {
@@ -270,7 +247,7 @@ func parseRecord(text []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: no \"content_type\"", ErrMalformed)
 	}
 	return Record{
-		PCR:         int(pcr),
+		PCR:         int(index),
 		Digests:     w.Digests,
 		ContentType: *w.ContentType,
 		Content:     w.Content,

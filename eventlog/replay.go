@@ -5,53 +5,36 @@ import (
 	"crypto"
 	"fmt"
 	"slices"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
-// NumPCRs is the number of PCRs of a PC Client TPM (0-23).
-const NumPCRs = MaxPCR + 1
-
 // PCRValues are replayed PCR values: for each bank, the 24 PCR values.
-type PCRValues map[crypto.Hash][NumPCRs][]byte
-
-// InitialValue returns the value PCR pcr of bank h holds after a TPM reset
-// (TCG PC Client Platform TPM Profile, PCR attributes): all zeros for PCRs
-// 0-16 and 23, all ones for the dynamic-RTM PCRs 17-22 (which a TPM reset,
-// unlike a D-RTM event, leaves at all ones). PCR 0's locality byte of a
-// firmware StartupLocality event is not modelled: the userspace log never
-// holds PCR 0's first event.
-func InitialValue(h crypto.Hash, pcr int) []byte {
-	v := make([]byte, h.Size())
-	if pcr >= 17 && pcr <= 22 {
-		for i := range v {
-			v[i] = 0xff
-		}
-	}
-	return v
-}
+type PCRValues map[crypto.Hash][pcr.Count][]byte
 
 // Replay computes the PCR values that extending records in order, starting
-// from the reset values (InitialValue), produces in every bank of banks:
+// from the reset values (pcr.Initial), produces in every bank of banks:
 // new = H(old || digest). The values are what the TPM holds if these
 // records are every extend since the reset, which for a userspace log holds
 // for the PCRs that only userspace extends (e.g. PCR 9 on a kexec'd boot,
 // or 11-15), not for the firmware's.
 //
 // A record without a digest for one of banks gives a *RecordError wrapping
-// ErrMissingDigest; a hash without a CEL-JSON name ErrUnknownAlgorithm.
+// ErrMissingDigest; a hash without a CEL-JSON name pcr.ErrUnknownBank.
 func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 	values := make(PCRValues, len(banks))
 	for _, h := range banks {
-		if _, err := AlgName(h); err != nil {
+		if _, err := pcr.Name(h); err != nil {
 			return nil, fmt.Errorf("eventlog: replay: %w", err)
 		}
-		var pcrs [NumPCRs][]byte
+		var pcrs [pcr.Count][]byte
 		for i := range pcrs {
-			pcrs[i] = InitialValue(h, i)
+			pcrs[i] = pcr.Initial(h, i)
 		}
 		values[h] = pcrs
 	}
 	for i, rec := range records {
-		if rec.PCR < 0 || rec.PCR > MaxPCR {
+		if pcr.Check(rec.PCR) != nil {
 			return nil, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("%w: PCR %d out of range", ErrMalformed, rec.PCR)}
 		}
 		for _, h := range banks {
@@ -60,36 +43,27 @@ func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 				return nil, &RecordError{Index: i, Offset: -1, Err: err}
 			}
 			pcrs := values[h]
-			pcrs[rec.PCR] = ExtendValue(h, pcrs[rec.PCR], sum)
+			pcrs[rec.PCR] = pcr.Extend(h, pcrs[rec.PCR], sum)
 			values[h] = pcrs
 		}
 	}
 	return values, nil
 }
 
-// ExtendValue returns H(old || digest), the value a TPM2_PCR_Extend of
-// digest gives a PCR of bank h holding old.
-func ExtendValue(h crypto.Hash, old, digest []byte) []byte {
-	d := h.New()
-	d.Write(old)
-	d.Write(digest)
-	return d.Sum(nil)
-}
-
-// Compare checks the value actual read from PCR pcr of bank h against the
+// Compare checks the value actual read from PCR index of bank h against the
 // replayed value. A difference gives a *MismatchError (errors.Is
 // ErrMismatch) carrying the PCR, the bank and both values; a bank that was
 // not replayed gives an error wrapping ErrMissingDigest.
-func (v PCRValues) Compare(pcr int, h crypto.Hash, actual []byte) error {
+func (v PCRValues) Compare(index int, h crypto.Hash, actual []byte) error {
 	pcrs, ok := v[h]
 	if !ok {
 		return fmt.Errorf("%w: bank %v was not replayed", ErrMissingDigest, h)
 	}
-	if pcr < 0 || pcr > MaxPCR {
-		return fmt.Errorf("eventlog: compare: PCR %d out of range 0-%d", pcr, MaxPCR)
+	if err := pcr.Check(index); err != nil {
+		return fmt.Errorf("eventlog: compare: %w", err)
 	}
-	if !bytes.Equal(pcrs[pcr], actual) {
-		return &MismatchError{PCR: pcr, Bank: h, Replayed: slices.Clone(pcrs[pcr]), Actual: slices.Clone(actual)}
+	if !bytes.Equal(pcrs[index], actual) {
+		return &MismatchError{PCR: index, Bank: h, Replayed: slices.Clone(pcrs[index]), Actual: slices.Clone(actual)}
 	}
 	return nil
 }

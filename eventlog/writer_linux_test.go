@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/tmpfstest"
 
 	"golang.org/x/sys/unix"
 )
@@ -223,7 +225,7 @@ func TestReadFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, err := ReadFile(bad)
-	if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), bad) || log == nil || len(log.Records) != 1 {
+	if !errors.Is(err, ErrTruncated) || !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), bad) || log == nil || len(log.Records) != 1 {
 		t.Errorf("ReadFile(truncated) = %+v, %v; want 1 record and ErrTruncated naming the path", log, err)
 	}
 }
@@ -277,7 +279,7 @@ func TestWriterUnwritable(t *testing.T) {
 		}
 	})
 	t.Run("full file system", func(t *testing.T) {
-		dir := smallTmpfs(t)
+		dir := tmpfstest.Mount(t, "size=256k")
 		path := filepath.Join(dir, "log")
 		w, err := OpenWriter(path)
 		if err != nil {
@@ -286,7 +288,7 @@ func TestWriterUnwritable(t *testing.T) {
 		defer w.Close()
 		appendOne(t, w, testRecord(t, "fits"))
 		before, _ := os.ReadFile(path)
-		fill(t, dir)
+		tmpfstest.Fill(t, dir)
 		lockAndBegin(t, w)
 		big := testRecord(t, "big")
 		big.Content = []byte(`{"pad":"` + strings.Repeat("p", 64<<10) + `"}`)
@@ -311,61 +313,15 @@ func TestWriterUnwritable(t *testing.T) {
 // directory.
 func readOnlyDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	if os.Geteuid() != 0 {
+		dir := t.TempDir()
 		if err := os.Chmod(dir, 0o555); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
 		return dir
 	}
-	mount(t, dir, "ro,size=64k")
-	return dir
-}
-
-// smallTmpfs mounts a 256 KiB tmpfs for the test, or skips if we may not.
-func smallTmpfs(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full file system needs a small tmpfs mount: run the tests as root")
-	}
-	dir := t.TempDir()
-	mount(t, dir, "size=256k")
-	return dir
-}
-
-func mount(t *testing.T, dir, opts string) {
-	t.Helper()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			t.Skipf("mount tmpfs on %s: %v (no CAP_SYS_ADMIN)", dir, err)
-		}
-		t.Fatalf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-}
-
-// fill writes a file into dir until the file system is full.
-func fill(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			return
-		}
-	}
+	return tmpfstest.Mount(t, "ro,size=64k")
 }
 
 // TestLockExcludesReaders: ReadFile waits while a writer holds the lock.
@@ -423,5 +379,38 @@ func lockAndBegin(t *testing.T, w *Writer) {
 	}
 	if err := w.BeginWrite(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriterClose: Close of a locked writer releases the lock and closes
+// the file, and an error of the close comes back naming the log.
+func TestWriterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	w, err := OpenWriter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	w2 := openWriter(t, path)
+	locked := make(chan error, 1)
+	go func() { locked <- w2.Lock() }()
+	select {
+	case err := <-locked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left the log locked: a second writer waits for the lock")
+	}
+	if err := w2.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); !errors.Is(err, os.ErrClosed) || !strings.Contains(err.Error(), path) {
+		t.Errorf("second Close = %v, want os.ErrClosed naming %s", err, path)
 	}
 }

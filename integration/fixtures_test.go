@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
 // guestPrelude starts both stages' init scripts: it mounts the pseudo file
@@ -112,25 +114,31 @@ func executable(name string) bool {
 		strings.HasPrefix(name, "lib64/ld-linux")
 }
 
-// entries returns the cpio entries of a path → data map, sorted by path;
-// the executable ones get mode 0755.
-func entries(files map[string][]byte) []cpioEntry {
-	var out []cpioEntry
+// cpioArchive returns the newc cpio (internal/newc) of a path → data map,
+// sorted by path, with every parent directory; the executable ones get mode
+// 0755.
+func cpioArchive(t *testing.T, files map[string][]byte) []byte {
+	t.Helper()
+	var out []newc.File
 	for _, name := range sortedKeys(files) {
-		mode := os.FileMode(0o644)
+		perm := uint32(0o644)
 		if executable(name) {
-			mode = 0o755
+			perm = 0o755
 		}
-		out = append(out, cpioEntry{Name: name, Mode: mode, Data: files[name]})
+		out = append(out, newc.File{Name: name, Perm: perm, Data: files[name]})
 	}
-	return out
+	arch, err := newc.Archive(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return arch
 }
 
 // newComponent returns a component whose bytes are the newc cpio of files,
 // compressed with tool ("" for none).
 func newComponent(t *testing.T, name, tool string, files map[string][]byte) component {
 	t.Helper()
-	data := newcArchive(entries(files))
+	data := cpioArchive(t, files)
 	if tool != "" {
 		data = compress(t, tool, data)
 	}
@@ -198,7 +206,7 @@ func (s stage1) build(t *testing.T, e *env, dir string) string {
 		files[name] = data
 	}
 	p := filepath.Join(dir, "stage1.cpio")
-	if err := os.WriteFile(p, newcArchive(entries(files)), 0o644); err != nil {
+	if err := os.WriteFile(p, cpioArchive(t, files), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p

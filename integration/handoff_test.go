@@ -50,7 +50,7 @@ fi
 func TestHandoffChain(t *testing.T) {
 	e := getEnv(t, true)
 	bb, kernel, binary := readFile(t, e.Busybox), readFile(t, e.Kernel), readFile(t, e.Binary)
-	boot2 := compress(t, "zstd", newcArchive(entries(map[string][]byte{"init": []byte(chainInit + "\nfinish\n"), "bin/busybox": bb, "bin/kexec-measured": binary})))
+	boot2 := compress(t, "zstd", cpioArchive(t, map[string][]byte{"init": []byte(chainInit + "\nfinish\n"), "bin/busybox": bb, "bin/kexec-measured": binary}))
 	comps := []component{
 		newComponent(t, "fw.cpio", "", map[string][]byte{"fw/marker": []byte(fmt.Sprintf("fw %x\n", randomBytes(t, 16)))}),
 		newComponent(t, "tools.cpio.zst", "zstd", map[string][]byte{
@@ -144,7 +144,7 @@ km exec-returned
 
 	zero := map[string][]byte{}
 	for _, bank := range allBanks {
-		zero[bank] = make([]byte, bankHash[bank].Size())
+		zero[bank] = make([]byte, bankHash(t, bank).Size())
 	}
 	comparePCRs(t, "boot 0 before the loads vs. reset", c.PCRs(t, "before", 9), zero)
 	comparePCRs(t, "boot 1 PCR 9 vs. replay of boot 1's log by the test", c.PCRs(t, "boot1", 9), replayRecords(t, zero, parseLog(t, log1), 9))

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
 // Timeouts. TCG on 2 cores boots the cloud kernel in about 5 s; a
@@ -123,10 +125,13 @@ func pickAccel(e *env) string {
 	if err != nil {
 		return "tcg"
 	}
-	arch := newcArchive([]cpioEntry{
-		{Name: "bin/busybox", Mode: 0o755, Data: bb},
-		{Name: "init", Mode: 0o755, Data: []byte("#!/bin/busybox sh\necho @@KM probe-ok\n/bin/busybox poweroff -f\n")},
+	arch, err := newc.Archive([]newc.File{
+		{Name: "bin/busybox", Perm: 0o755, Data: bb},
+		{Name: "init", Perm: 0o755, Data: []byte("#!/bin/busybox sh\necho @@KM probe-ok\n/bin/busybox poweroff -f\n")},
 	})
+	if err != nil {
+		return "tcg"
+	}
 	if err := os.WriteFile(initrd, arch, 0o644); err != nil {
 		return "tcg"
 	}

@@ -5,44 +5,34 @@ package integration
 import (
 	"bytes"
 	"crypto"
-	_ "crypto/sha1"
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
-// bankHash maps the names the kernel's sysfs and CEL-JSON use for PCR banks
-// to their hash.
-var bankHash = map[string]crypto.Hash{
-	"sha1":   crypto.SHA1,
-	"sha256": crypto.SHA256,
-	"sha384": crypto.SHA384,
-	"sha512": crypto.SHA512,
+// bankHash returns the hash of the PCR bank that the kernel's sysfs and
+// CEL-JSON call bank.
+func bankHash(t *testing.T, bank string) crypto.Hash {
+	t.Helper()
+	h, err := pcr.Parse(bank)
+	if err != nil {
+		t.Fatalf("PCR bank %q: %v", bank, err)
+	}
+	return h
 }
 
 // allBanks are the banks swtpm_setup allocates for the tests.
 var allBanks = []string{"sha1", "sha256", "sha384", "sha512"}
 
+// digest is the host's independent digest of data in bank.
 func digest(t *testing.T, bank string, data []byte) []byte {
 	t.Helper()
-	h, ok := bankHash[bank]
-	if !ok {
-		t.Fatalf("unknown PCR bank %q", bank)
-	}
-	w := h.New()
-	w.Write(data)
-	return w.Sum(nil)
-}
-
-// extend returns H(pcr || d) in bank: TPM2_PCR_Extend (TPM 2.0 Part 1,
-// §17.5.4).
-func extend(t *testing.T, bank string, pcr, d []byte) []byte {
-	t.Helper()
-	return digest(t, bank, append(append([]byte(nil), pcr...), d...))
+	return hashtest.Sum(bankHash(t, bank), data)
 }
 
 // measured is one thing kexec-measured must have measured: the event name
@@ -61,7 +51,7 @@ func expectPCRs(t *testing.T, start map[string][]byte, items []measured) map[str
 	out := map[string][]byte{}
 	for bank, v := range start {
 		for _, it := range items {
-			v = extend(t, bank, v, digest(t, bank, it.Data))
+			v = hashtest.Extend(bankHash(t, bank), v, digest(t, bank, it.Data))
 		}
 		out[bank] = v
 	}
@@ -141,7 +131,7 @@ func replayRecords(t *testing.T, start map[string][]byte, recs []logRecord, pcr 
 			if !ok {
 				t.Fatalf("record %s has no %s digest", r.Content.Event, bank)
 			}
-			v = extend(t, bank, v, d)
+			v = hashtest.Extend(bankHash(t, bank), v, d)
 		}
 		out[bank] = v
 	}

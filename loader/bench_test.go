@@ -4,32 +4,22 @@ package loader
 
 import (
 	"crypto"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/loader/loadertest"
+	"github.com/kexec-measured/kexec-measured/segments"
+	"golang.org/x/sys/unix"
 )
 
-// BenchmarkLoadFiles loads (dry run, fake seam) and digests the files named
-// in $KEXEC_MEASURED_BENCH_FILES (colon-separated; bench/hash.sh sets it)
-// with the sha1 and sha256 banks, and reports the throughput and the Go
+// BenchmarkLoadFiles loads (dry run, fake seam) and digests the files of
+// benchFiles with the sha1 and sha256 banks, and reports the throughput and the Go
 // heap allocated per load.
 func BenchmarkLoadFiles(b *testing.B) {
-	list := os.Getenv("KEXEC_MEASURED_BENCH_FILES")
-	if list == "" {
-		b.Skip("set KEXEC_MEASURED_BENCH_FILES (bench/hash.sh does)")
-	}
-	files := strings.Split(list, ":")
-	var total int64
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += fi.Size()
-	}
+	files, total := benchFiles(b)
 	kernel := b.TempDir() + "/vmlinuz"
 	os.WriteFile(kernel, []byte("kernel"), 0o644)
 	l := &Loader{Sys: loadertest.NewSys(b), DryRun: true, Banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
@@ -78,4 +68,82 @@ func BenchmarkBankParallelism(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchFiles returns the files named in $KEXEC_MEASURED_BENCH_FILES
+// (colon-separated; bench/hash.sh sets it), or one 64 MiB file of random
+// bytes, and their total size.
+func benchFiles(b *testing.B) ([]string, int64) {
+	var files []string
+	if list := os.Getenv("KEXEC_MEASURED_BENCH_FILES"); list != "" {
+		files = strings.Split(list, ":")
+	} else {
+		f := b.TempDir() + "/random"
+		if err := os.WriteFile(f, randomBytes(b, 64<<20), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		files = []string{f}
+	}
+	var total int64
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += fi.Size()
+	}
+	return files, total
+}
+
+// BenchmarkPipeline copies the files into memfds and digests them with two
+// and with four banks: pipelined at several chunk sizes (copyAndDigest, as
+// loads do), and "sequential", copying everything first and then digesting
+// the whole components (as --split-initrd does, and as loads did before).
+// It reports the throughput over the input bytes.
+func BenchmarkPipeline(b *testing.B) {
+	files, total := benchFiles(b)
+	kernel := b.TempDir() + "/vmlinuz"
+	os.WriteFile(kernel, []byte("kernel"), 0o644)
+	for _, banks := range [][]crypto.Hash{{crypto.SHA1, crypto.SHA256}, {crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}} {
+		for _, chunk := range []int64{256 << 10, 1 << 20, pipeChunk, 8 << 20, 0} {
+			name := fmt.Sprintf("banks=%d/chunk=%dKiB", len(banks), chunk>>10)
+			if chunk == 0 {
+				name = fmt.Sprintf("banks=%d/sequential", len(banks))
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(total)
+				cpu0 := cpuTime(b)
+				for range b.N {
+					copyBanks := banks
+					if chunk == 0 {
+						copyBanks = nil
+					}
+					im, err := readInputs(kernel, files, copyBanks, pipeline{chunk: chunk})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if chunk == 0 {
+						if err := im.addMeasurements(false, false, segments.Limits{}, nil); err != nil {
+							b.Fatal(err)
+						}
+						if err := digestAll(im.Measurements, banks); err != nil {
+							b.Fatal(err)
+						}
+					}
+					im.Close()
+				}
+				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+			})
+		}
+	}
+}
+
+// cpuTime returns the user and system time of the process so far, in
+// nanoseconds: on a machine shared with other work, what a load costs.
+func cpuTime(b *testing.B) int64 {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -2,17 +2,16 @@ package loader
 
 import (
 	"crypto"
-	_ "crypto/sha1" // register the hashes of the PCR banks we support
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"fmt"
 	"runtime"
 	"sort"
 	"sync"
 )
 
-// digestAll computes every bank's digest of every measurement, reading each
-// measured range once per bank from its read-only mapping. The (measurement,
+// digestAll computes every bank's digest of every measurement that does not
+// have them yet (those of whole inputs were computed while copying, see
+// copyAndDigest), reading each measured range once per bank from its
+// read-only mapping. The (measurement,
 // bank) pairs are spread over GOMAXPROCS workers, largest first, so that the
 // banks of a large component are hashed in parallel.
 func digestAll(ms []Measurement, banks []crypto.Hash) error {
@@ -26,7 +25,11 @@ func digestAll(ms []Measurement, banks []crypto.Hash) error {
 	sums := make([][][]byte, len(ms))
 	for i := range ms {
 		sums[i] = make([][]byte, len(banks))
-		for b := range banks {
+		for b, h := range banks {
+			if s, ok := ms[i].Sums[h]; ok {
+				sums[i][b] = s
+				continue
+			}
 			jobs = append(jobs, job{i, b})
 		}
 	}

@@ -14,7 +14,12 @@ var (
 	ErrEmptyKernel      = errors.New("loader: the kernel image is empty")
 	ErrNoKernel         = errors.New("loader: no kernel specified")
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
-	ErrNothingLoaded    = errors.New("Nothing has been loaded!")
+	ErrCmdlineNUL       = errors.New("loader: the command line contains a NUL byte")
+	ErrNoFixedSize      = errors.New("loader: not a file with a fixed size")
+	ErrSizeChanged      = errors.New("loader: the file changed size while it was read")
+	ErrTooManyEvents    = errors.New("loader: too many events for one load")
+	ErrTooLarge         = errors.New("loader: too large for kexec_file_load")
+	ErrNothingLoaded    = errors.New("loader: Nothing has been loaded!") // kexec-tools' words after the prefix
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
 )
 

@@ -8,20 +8,21 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kexec-measured/kexec-measured/loader/loadertest"
-
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/loader/loadertest"
 )
 
-// fakeTPM is a PCRExtender that computes PCR values in memory and can be
-// made to fail at its n-th extend.
+// fakeTPM is a PCRExtender that computes PCR values in memory (pcrs, by
+// PCR index and bank, from all zeros) and can be made to fail at its n-th
+// extend.
 type fakeTPM struct {
 	sys     *loadertest.Sys
 	banks   []crypto.Hash
 	failAt  int  // 1-based; 0 never
 	unknown bool // the failure leaves the outcome unknown (else: refused, PCR unchanged)
 	extends int
-	pcrs    map[crypto.Hash][]byte
+	pcrs    map[int]map[crypto.Hash][]byte
 }
 
 func (p *fakeTPM) Banks() []crypto.Hash { return p.banks }
@@ -35,17 +36,17 @@ func (p *fakeTPM) Extend(pcr int, sums map[crypto.Hash][]byte) error {
 		return fmt.Errorf("%w: TPM_RC_FAILURE (fake, extend %d)", ErrPCRUnchanged, p.extends)
 	}
 	if p.pcrs == nil {
-		p.pcrs = map[crypto.Hash][]byte{}
+		p.pcrs = map[int]map[crypto.Hash][]byte{}
+	}
+	if p.pcrs[pcr] == nil {
+		p.pcrs[pcr] = map[crypto.Hash][]byte{}
 	}
 	for _, h := range p.banks {
-		old := p.pcrs[h]
+		old := p.pcrs[pcr][h]
 		if old == nil {
 			old = make([]byte, h.Size())
 		}
-		hh := h.New()
-		hh.Write(old)
-		hh.Write(sums[h])
-		p.pcrs[h] = hh.Sum(nil)
+		p.pcrs[pcr][h] = hashtest.Extend(h, old, sums[h])
 	}
 	return nil
 }

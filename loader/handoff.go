@@ -31,10 +31,3 @@ func (im *Image) appendHandoff(data []byte, avail int64) error {
 	im.InitrdSize = off + int64(len(data))
 	return nil
 }
-
-// sealInitrd adds every seal to the initrd memfd (F_SEAL_WRITE, GROW,
-// SHRINK, SEAL): after it, nothing can change what kexec_file_load reads.
-// The loader calls it after appendHandoff, right before the load.
-func (im *Image) sealInitrd() error {
-	return seal(im.initrd)
-}

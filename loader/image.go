@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/handoff"
@@ -19,6 +22,8 @@ type Component struct {
 	Path   string // as named on the command line
 	Offset int64  // within the concatenated initrd; 0 for the kernel
 	Size   int64
+
+	sums map[crypto.Hash][]byte // digests of the whole input, computed while copying
 }
 
 // Measurement is one event: a range of loaded bytes (or the command line),
@@ -66,10 +71,12 @@ func (im *Image) Close() error {
 // align4 rounds n up to a multiple of 4.
 func align4(n int64) int64 { return (n + 3) &^ 3 }
 
-// CheckInputs checks, without reading them, that the kernel and every
-// initrd component can be opened for reading and are regular files, and
-// that the kernel is not empty. Errors: ErrNoKernel, or an *InputError
-// naming the file.
+// CheckInputs checks, without reading more than their ends, that the
+// kernel and every initrd component can be opened for reading, are regular
+// files and end where fstat says (a file of /proc that says 0 bytes and has
+// content is refused: ErrNoFixedSize), that the kernel is not empty, and
+// that neither it nor the concatenated initrd is larger than MaxInputSize.
+// Errors: ErrNoKernel, or an *InputError naming the file.
 func CheckInputs(kernel string, initrds []string) error {
 	files, err := openInputs(kernel, initrds)
 	closeAll(files)
@@ -84,6 +91,7 @@ func openInputs(kernel string, initrds []string) ([]*os.File, error) {
 	}
 	paths := append([]string{kernel}, initrds...)
 	files := make([]*os.File, 0, len(paths))
+	var initrdEnd int64
 	for i, p := range paths {
 		f, size, err := openInput(p)
 		if err != nil {
@@ -95,8 +103,43 @@ func openInputs(kernel string, initrds []string) ([]*os.File, error) {
 			closeAll(files)
 			return nil, &InputError{Path: p, Err: ErrEmptyKernel}
 		}
+		if i > 0 {
+			initrdEnd = align4(initrdEnd) + size
+		}
+		if i == 0 && size > MaxInputSize {
+			closeAll(files)
+			return nil, &InputError{Path: p, Err: fmt.Errorf("%w: %d bytes; kexec_file_load reads a kernel of at most %d bytes", ErrTooLarge, size, int64(MaxInputSize))}
+		}
+		if i > 0 && (size > MaxInputSize || initrdEnd > MaxInputSize) {
+			closeAll(files)
+			return nil, &InputError{Path: p, Err: fmt.Errorf("%w: with it the concatenated initrd would be at least %d bytes; kexec_file_load reads at most %d bytes", ErrTooLarge, max(size, initrdEnd), int64(MaxInputSize))}
+		}
 	}
 	return files, nil
+}
+
+// MaxInputSize is the largest kernel, and the largest concatenated initrd,
+// that kexec_file_load reads: KEXEC_FILE_SIZE_MAX, 4 GiB. Larger inputs are
+// refused before anything is read (a file like /proc/kcore says it is 128
+// TiB).
+const MaxInputSize = 4 << 30
+
+// CheckOutput checks that path, where the concatenated initrd is to be
+// written (--initrd-out), is a regular file or does not exist yet: a FIFO
+// would block the load, a device would be overwritten. Errors: an
+// *InputError naming path.
+func CheckOutput(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &InputError{Path: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return &InputError{Path: path, Err: fmt.Errorf("%w (it is %s): the concatenated initrd is written only to a regular file", ErrNotRegular, describeMode(fi.Mode()))}
+	}
+	return nil
 }
 
 func closeAll(files []*os.File) {
@@ -105,11 +148,14 @@ func closeAll(files []*os.File) {
 	}
 }
 
-// readInputs opens every input, checks it, and copies it into sealed
-// memfds: the kernel into its own, the initrd components into one, each at
-// a 4-byte-aligned offset with zero bytes between them. Every input is
-// checked before anything is copied.
-func readInputs(kernel string, initrds []string) (*Image, error) {
+// readInputs opens every input, checks it, and copies it into memfds: the
+// kernel into its own, the initrd components into one, each at a
+// 4-byte-aligned offset with zero bytes between them, and while copying
+// digests the kernel and each component in every one of banks (none: no
+// digests) from the read-only mappings. Every input is checked before
+// anything is copied (p says how, see copyAndDigest). The kernel memfd is sealed on return; the initrd
+// memfd carries F_SEAL_SHRINK until Seal.
+func readInputs(kernel string, initrds []string, banks []crypto.Hash, p pipeline) (*Image, error) {
 	files, err := openInputs(kernel, initrds)
 	if err != nil {
 		return nil, err
@@ -126,54 +172,77 @@ func readInputs(kernel string, initrds []string) (*Image, error) {
 	if im.kernel, err = newMemfd("kernel"); err != nil {
 		return nil, err
 	}
-	if im.Kernel.Size, err = appendFile(im.kernel, files[0]); err != nil {
-		return nil, &InputError{Path: kernel, Err: err}
-	}
-	if im.Kernel.Size == 0 {
-		return nil, &InputError{Path: kernel, Err: ErrEmptyKernel}
-	}
-	if err := seal(im.kernel); err != nil {
-		return nil, err
-	}
-	if im.kernelMap, err = mapReadOnly(im.kernel, im.Kernel.Size); err != nil {
-		return nil, err
-	}
-
 	if im.initrd, err = newMemfd("initrd"); err != nil {
 		return nil, err
 	}
-	var off int64
-	for i, p := range initrds {
-		if pad := align4(off) - off; pad > 0 {
-			if err := writeZeros(im.initrd, pad); err != nil {
-				return nil, err
-			}
-			off += pad
-		}
-		n, err := appendFile(im.initrd, files[i+1])
+	inputs := make([]input, len(files))
+	for i, f := range files {
+		fi, err := f.Stat()
 		if err != nil {
-			return nil, &InputError{Path: p, Err: err}
+			return nil, &InputError{Path: f.Name(), Err: err}
 		}
-		im.Initrd = append(im.Initrd, Component{Path: p, Offset: off, Size: n})
-		off += n
+		inputs[i] = input{path: f.Name(), src: f, size: fi.Size(), dst: im.initrd}
+	}
+	inputs[0].dst = im.kernel
+	im.Kernel.Size = inputs[0].size
+	var off int64
+	for i := range initrds {
+		in := &inputs[i+1]
+		in.pad = align4(off) - off
+		off += in.pad
+		im.Initrd = append(im.Initrd, Component{Path: initrds[i], Offset: off, Size: in.size})
+		off += in.size
 	}
 	im.InitrdSize = off
-	// The measured bytes may not shrink; the handoff is appended after
-	// them, and sealInitrd seals everything before the load.
-	if err := sealShrink(im.initrd); err != nil {
+	if im.kernelMap, err = mapReadOnly(im.kernel, im.Kernel.Size); err != nil {
 		return nil, err
 	}
 	if im.initrdMap, err = mapReadOnly(im.initrd, im.InitrdSize); err != nil {
+		return nil, err
+	}
+	inputs[0].view = im.kernelMap
+	for i, c := range im.Initrd {
+		inputs[i+1].view = im.initrdMap[c.Offset : c.Offset+c.Size]
+	}
+	sums, err := p.copyAndDigest(inputs, banks)
+	if err != nil {
+		return nil, err
+	}
+	if len(banks) > 0 {
+		im.Kernel.sums = bankMap(banks, sums[0])
+		for i := range im.Initrd {
+			im.Initrd[i].sums = bankMap(banks, sums[i+1])
+		}
+	}
+	if err := seal(im.kernel); err != nil {
 		return nil, err
 	}
 	ok = true
 	return im, nil
 }
 
+// bankMap pairs banks with their digests.
+func bankMap(banks []crypto.Hash, sums [][]byte) map[crypto.Hash][]byte {
+	m := make(map[crypto.Hash][]byte, len(banks))
+	for b, h := range banks {
+		m[h] = sums[b]
+	}
+	return m
+}
+
+// Seal seals the initrd memfd against every further change
+// (F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL). The load calls it
+// right before kexec_file_load, after the last byte was appended; until
+// then the memfd is only sealed against shrinking, and nothing writes below
+// its end (docs/measurement.md).
+func (im *Image) Seal() error {
+	return seal(im.initrd)
+}
+
 // WriteInitrd writes the concatenated initrd exactly as it would be loaded
 // to a new file at path.
 func (im *Image) WriteInitrd(path string) error {
-	if err := copyOut(path, im.initrd); err != nil {
+	if err := copyOut(path, im.initrd, im.InitrdSize); err != nil {
 		return fmt.Errorf("writing the concatenated initrd to %s: %w", path, err)
 	}
 	return nil
@@ -188,12 +257,16 @@ func (im *Image) WriteInitrd(path string) error {
 func (im *Image) addMeasurements(split, withHandoff bool, lim segments.Limits, warn io.Writer) error {
 	im.Measurements = append(im.Measurements, Measurement{
 		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
+		Sums:         maps.Clone(im.Kernel.sums),
 		data:         im.kernelMap,
 	})
 	for _, c := range im.Initrd {
 		whole := Measurement{
 			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size},
 			data:         im.initrdMap[c.Offset : c.Offset+c.Size],
+		}
+		if !split || c.Size == 0 {
+			whole.Sums = maps.Clone(c.sums)
 		}
 		if !split || c.Size == 0 {
 			im.Measurements = append(im.Measurements, whole)
@@ -256,9 +329,17 @@ func splitComponent(whole Measurement, lim segments.Limits, warn io.Writer) ([]M
 	return ms, nil
 }
 
+// absPath is the path logged for an input: absolute, and when it is not
+// valid UTF-8 (which JSON cannot carry: it would be logged as U+FFFD),
+// Go-quoted (strconv.Quote: `"/boot/caf\xe9.img"`), a form that starts
+// with `"` where a logged path otherwise starts with `/`, and that
+// strconv.Unquote turns back into the file's name (docs/log.md).
 func absPath(p string) string {
 	if a, err := filepath.Abs(p); err == nil {
-		return a
+		p = a
+	}
+	if !utf8.ValidString(p) {
+		return strconv.Quote(p)
 	}
 	return p
 }

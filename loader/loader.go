@@ -12,6 +12,13 @@ import (
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
+// DefaultMaxEvents is the default cap on the events of one load
+// (Loader.MaxEvents): far above what real loads need (a kernel, a few
+// components or, with --split-initrd, a few segments each, a command line),
+// far below what would make a load take minutes of TPM extends and
+// megabytes of log (a hardware TPM takes a few milliseconds per extend).
+const DefaultMaxEvents = 1024
+
 // MaxCmdline is COMMAND_LINE_SIZE of x86-64 (and arm64): the command line
 // and its terminating NUL must fit in it.
 const MaxCmdline = 2048
@@ -53,8 +60,9 @@ type Loader struct {
 	// DryRun does everything but the system calls that change state, the
 	// TPM extends and the log writes; Result.Steps says what would be done.
 	DryRun bool
-	// Clock returns the record timestamp (microseconds since boot).
-	Clock func() int64
+	// Clock returns the record timestamp (microseconds since boot); nil,
+	// or an error (with a warning), means records without a timestamp.
+	Clock func() (int64, error)
 	// Limits bound the segment walk of SplitInitrd (zero: defaults).
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
@@ -66,6 +74,11 @@ type Loader struct {
 	Handoff HandoffBuilder
 	// LogPath is the log's path, recorded in Result.State.
 	LogPath string
+	// MaxEvents caps the events of one load (zero: DefaultMaxEvents); a
+	// load with more is refused before anything is digested or extended.
+	MaxEvents int
+
+	afterChunk func() // tests: runs after each chunk copied into a memfd
 }
 
 // Result is what Run did, or would do in a dry run.
@@ -158,6 +171,9 @@ func (l *Loader) checkLoad(req Request) error {
 	if req.Kernel == "" {
 		return ErrNoKernel
 	}
+	if (l.PCRs == nil) != (l.Log == nil) {
+		return errors.New("loader: measuring needs both a TPM and a log")
+	}
 	if req.Panic && !l.DryRun {
 		b, err := l.Sys.ReadFile(crashSizePath)
 		if err != nil || strings.TrimSpace(string(b)) == "0" {
@@ -173,7 +189,25 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	im, err := readInputs(req.Kernel, req.Initrds)
+	measuring := l.PCRs != nil // checkLoad: a log with it
+	// The whole inputs are digested while they are copied; segments
+	// (--split-initrd) only once the component is in its memfd.
+	var banks []crypto.Hash
+	if measuring || l.DryRun {
+		if banks, err = l.banks(); err != nil {
+			return nil, err
+		}
+	}
+	copyBanks := banks
+	if req.SplitInitrd {
+		copyBanks = nil
+	}
+	if req.InitrdOut != "" {
+		if err := CheckOutput(req.InitrdOut); err != nil {
+			return nil, err
+		}
+	}
+	im, err := readInputs(req.Kernel, req.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +221,14 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err := im.addMeasurements(req.SplitInitrd, withHandoff, l.Limits, l.warn()); err != nil {
 		return im, err
 	}
-	measuring := l.PCRs != nil || l.Log != nil
-	if measuring && (l.PCRs == nil || l.Log == nil) {
-		return im, errors.New("loader: measuring needs both a TPM and a log")
+	if err := l.checkEvents(im); err != nil {
+		return im, err
 	}
-	if measuring || l.DryRun {
+	if banks != nil {
 		if err := l.digest(im); err != nil {
+			return im, err
+		}
+		if err := l.buildRecords(im); err != nil {
 			return im, err
 		}
 	}
@@ -214,12 +250,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			return im, err
 		}
 	}
-	if !l.DryRun {
-		if err := im.sealInitrd(); err != nil {
-			return im, err
-		}
+	if err := im.Seal(); err != nil {
+		return im, err
 	}
-
 	flags := 0
 	initrdFD := int(im.initrd.Fd())
 	if im.InitrdSize == 0 {
@@ -242,6 +275,30 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	return im, err
 }
 
+// checkEvents refuses a load with more events than MaxEvents.
+func (l *Loader) checkEvents(im *Image) error {
+	max := l.MaxEvents
+	if max <= 0 {
+		max = DefaultMaxEvents
+	}
+	if n := len(im.Measurements); n > max {
+		return fmt.Errorf("%w: %d events, the limit is %d (--max-events raises it); nothing was measured or loaded", ErrTooManyEvents, n, max)
+	}
+	return nil
+}
+
+// banks returns the banks to digest with: the TPM's, or Banks for a dry run.
+func (l *Loader) banks() ([]crypto.Hash, error) {
+	banks := l.Banks
+	if l.PCRs != nil {
+		banks = l.PCRs.Banks()
+	}
+	if len(banks) == 0 {
+		return nil, errors.New("loader: no PCR banks to digest with")
+	}
+	return banks, nil
+}
+
 func initrdDesc(im *Image) string {
 	if im.InitrdSize == 0 {
 		return "no initrd"
@@ -249,27 +306,35 @@ func initrdDesc(im *Image) string {
 	return fmt.Sprintf("initrd memfd of %d bytes", im.InitrdSize)
 }
 
-// digest computes the digests of every measurement in every bank and
-// builds the log records.
+// digest computes the digests of every measurement in every bank (the
+// banks of l.banks) that are not there yet.
 func (l *Loader) digest(im *Image) error {
-	banks := l.Banks
-	if l.PCRs != nil {
-		banks = l.PCRs.Banks()
-	}
-	if len(banks) == 0 {
-		return errors.New("loader: no PCR banks to digest with")
-	}
-	im.Banks = banks
-	if err := digestAll(im.Measurements, banks); err != nil {
+	banks, err := l.banks()
+	if err != nil {
 		return err
 	}
+	im.Banks = banks
+	return digestAll(im.Measurements, banks)
+}
+
+// buildRecords builds the log record of every digested measurement, with
+// the boot ID and the Clock's timestamp. Either one that cannot be read is
+// left out of the records, with a warning.
+func (l *Loader) buildRecords(im *Image) error {
 	bootID := ""
-	if b, err := l.Sys.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+	if b, err := l.Sys.ReadFile(bootIDPath); err != nil {
+		fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no boot ID: %v\n", err)
+	} else {
 		bootID = strings.TrimSpace(string(b))
 	}
 	var now int64
 	if l.Clock != nil {
-		now = l.Clock()
+		t, err := l.Clock()
+		if err != nil {
+			fmt.Fprintf(l.warn(), "kexec-measured: warning: the log records carry no timestamp: %v\n", err)
+		} else {
+			now = t
+		}
 	}
 	for i := range im.Measurements {
 		m := &im.Measurements[i]
@@ -302,18 +367,21 @@ func (l *Loader) cmdline(req Request) (string, error) {
 			s = base + " " + s
 		}
 	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return "", fmt.Errorf("%w at byte %d: the kernel would stop reading it there", ErrCmdlineNUL, i)
+	}
 	if len(s)+1 > MaxCmdline {
 		return "", fmt.Errorf("%w: %d bytes; the limit is %d bytes with the terminating NUL (COMMAND_LINE_SIZE)", ErrCmdlineTooLong, len(s), MaxCmdline)
 	}
 	return s, nil
 }
 
-// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a panic kernel)
-// from the running kernel's command line.
-func reuseCmdline(proc string, panic bool) string {
+// reuseCmdline drops BOOT_IMAGE= (and crashkernel= for a crash kernel,
+// -p) from the running kernel's command line.
+func reuseCmdline(proc string, crash bool) string {
 	var keep []string
 	for _, w := range strings.Fields(proc) {
-		if strings.HasPrefix(w, "BOOT_IMAGE=") || (panic && strings.HasPrefix(w, "crashkernel=")) {
+		if strings.HasPrefix(w, "BOOT_IMAGE=") || (crash && strings.HasPrefix(w, "crashkernel=")) {
 			continue
 		}
 		keep = append(keep, w)
@@ -321,10 +389,11 @@ func reuseCmdline(proc string, panic bool) string {
 	return strings.Join(keep, " ")
 }
 
-// loaded reads /sys/kernel/kexec_loaded or kexec_crash_loaded.
-func (l *Loader) loaded(panic bool) (bool, error) {
+// loaded reads /sys/kernel/kexec_loaded, or for the crash kernel (-p)
+// kexec_crash_loaded.
+func (l *Loader) loaded(crash bool) (bool, error) {
 	path := kexecLoadedPath
-	if panic {
+	if crash {
 		path = crashLoadedPath
 	}
 	b, err := l.Sys.ReadFile(path)

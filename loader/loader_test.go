@@ -16,6 +16,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/loader/loadertest"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -167,22 +168,7 @@ func TestBadInputs(t *testing.T) {
 			log := &fakeLog{sys: sys}
 			l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9}
 			_, err := l.Run(tt.req)
-			if err == nil {
-				t.Fatal("Run succeeded")
-			}
-			if !errors.Is(err, tt.wantIs) {
-				t.Errorf("error %v is not %v", err, tt.wantIs)
-			}
-			if !strings.Contains(err.Error(), tt.wantText) {
-				t.Errorf("error %q does not say %q", err, tt.wantText)
-			}
-			var ie *InputError
-			if tt.wantPath != "" && (!errors.As(err, &ie) || ie.Path != tt.wantPath) {
-				t.Errorf("error %v does not name %s", err, tt.wantPath)
-			}
-			if len(sys.Calls) != 0 {
-				t.Errorf("calls made despite bad input: %s", sys.CallString())
-			}
+			checkRefused(t, err, sys, tt.wantIs, tt.wantText, tt.wantPath)
 		})
 	}
 	// Exactly at the limit is accepted: 2047 bytes and the NUL.
@@ -347,7 +333,7 @@ func TestMeasuredLoad(t *testing.T) {
 	sys := loadertest.NewSys(t)
 	p := &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA1, crypto.SHA256}}
 	log := &fakeLog{sys: sys}
-	l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9, Clock: func() int64 { return 42 }}
+	l := &Loader{Sys: sys, PCRs: p, Log: log, PCR: 9, Clock: func() (int64, error) { return 42, nil }}
 	res, err := l.Run(Request{Load: true, Kernel: kernel, Initrds: []string{a, b}, Append: "x y"})
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +364,19 @@ func TestMeasuredLoad(t *testing.T) {
 		}
 		if !strings.Contains(string(r.Content), `"event":"`+events[i]+`"`) {
 			t.Errorf("record %d content %s is not %s", i, r.Content, events[i])
+		}
+	}
+	// The extends carried the digests of the same bytes, in every bank.
+	var items [][]byte
+	for _, c := range contents {
+		items = append(items, []byte(c))
+	}
+	if len(p.pcrs) != 1 {
+		t.Errorf("extended PCRs %v, want only 9", p.pcrs)
+	}
+	for _, h := range p.banks {
+		if got, want := p.pcrs[9][h], hashtest.PCR(h, nil, items...); !bytes.Equal(got, want) {
+			t.Errorf("PCR 9 %v after the load = %x, want %x", h, got, want)
 		}
 	}
 }
@@ -463,6 +462,62 @@ func TestDryRunChangesNothing(t *testing.T) {
 	for _, m := range res.Image.Measurements {
 		if len(m.Record.Digests) != 2 {
 			t.Errorf("%s: %d digests, want sha256 and sha384", m.Event, len(m.Record.Digests))
+		}
+	}
+}
+
+// TestMeasuringNeedsBoth: a TPM without a log (or a log without a TPM) is
+// refused before any input is read or --initrd-out written.
+func TestMeasuringNeedsBoth(t *testing.T) {
+	dir := t.TempDir()
+	out := dir + "/initrd.out"
+	for name, mk := range map[string]func(*loadertest.Sys) *Loader{
+		"TPM only": func(sys *loadertest.Sys) *Loader {
+			return &Loader{Sys: sys, PCRs: &fakeTPM{sys: sys, banks: []crypto.Hash{crypto.SHA256}}}
+		},
+		"log only": func(sys *loadertest.Sys) *Loader { return &Loader{Sys: sys, Log: &fakeLog{sys: sys}} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			sys := loadertest.NewSys(t)
+			// The kernel does not exist: reading it would be an *InputError.
+			_, err := mk(sys).Run(Request{Load: true, Kernel: dir + "/missing", InitrdOut: out})
+			var ie *InputError
+			if err == nil || errors.As(err, &ie) || !strings.Contains(err.Error(), "needs both a TPM and a log") {
+				t.Fatalf("Run = %v, want the refusal before reading the inputs", err)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("--initrd-out was written (%v)", err)
+			}
+			if got := sys.CallString(); got != "" {
+				t.Errorf("calls %q, want none", got)
+			}
+		})
+	}
+}
+
+// TestNoBootIDOrClock: a boot ID or a clock that cannot be read leaves
+// the field out of the records, with a warning for each.
+func TestNoBootIDOrClock(t *testing.T) {
+	dir := t.TempDir()
+	kernel := writeFile(t, dir, "vmlinuz", "the kernel")
+	sys := loadertest.NewSys(t)
+	delete(sys.Files, loadertest.BootID)
+	var warn bytes.Buffer
+	l := &Loader{Sys: sys, DryRun: true, Banks: []crypto.Hash{crypto.SHA256}, Warn: &warn,
+		Clock: func() (int64, error) { return 7, errors.New("no clock (fake)") }}
+	res, err := l.Run(Request{Load: true, Kernel: kernel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Image.Close()
+	for _, want := range []string{"warning: the log records carry no boot ID: ", "warning: the log records carry no timestamp: no clock (fake)"} {
+		if !strings.Contains(warn.String(), want) {
+			t.Errorf("warnings %q lack %q", warn.String(), want)
+		}
+	}
+	for _, m := range res.Image.Measurements {
+		if c := string(m.Record.Content); strings.Contains(c, "bootId") || strings.Contains(c, "timestamp") {
+			t.Errorf("record content %s has a boot ID or timestamp", c)
 		}
 	}
 }

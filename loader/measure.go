@@ -21,9 +21,10 @@ func (m *Measurement) describe() string {
 }
 
 // measure extends the PCR and appends one log record per measurement, in
-// order, under the log's exclusive lock (DESIGN §6): for each event the
-// sticky bit is set, the PCR extended in all banks with one command, the
-// record appended and fsync'd (which clears the sticky bit). On failure it
+// order, under the log's exclusive lock (docs/log.md, Locking protocol):
+// for each event the sticky bit is set, the PCR extended in all banks with
+// one command, the record appended and fsync'd (which clears the sticky
+// bit). On failure it
 // stops at once and returns a *MeasureError that says which events were
 // already extended. A failed extend clears the log's mark only when the
 // PCR is known unchanged (ErrPCRUnchanged); otherwise the mark stays, so

@@ -13,11 +13,13 @@ import (
 func openInput(path string) (*os.File, int64, error) {
 	return nil, 0, &InputError{Path: path, Err: errors.ErrUnsupported}
 }
-func newMemfd(string) (*os.File, error)           { return nil, errors.ErrUnsupported }
-func appendFile(dst, src *os.File) (int64, error) { return 0, errors.ErrUnsupported }
+func newMemfd(string) (*os.File, error) { return nil, errors.ErrUnsupported }
+func copyRange(dst, src *os.File, off, n int64, _ *[]byte) (int64, error) {
+	return 0, errors.ErrUnsupported
+}
 func writeZeros(*os.File, int64) error            { return errors.ErrUnsupported }
 func seal(*os.File) error                         { return errors.ErrUnsupported }
-func sealShrink(*os.File) error                   { return errors.ErrUnsupported }
 func mapReadOnly(*os.File, int64) ([]byte, error) { return nil, errors.ErrUnsupported }
+func checkEnd(*os.File, int64) error              { return errors.ErrUnsupported }
 func unmap([]byte) error                          { return nil }
-func copyOut(string, *os.File) error              { return errors.ErrUnsupported }
+func copyOut(string, *os.File, int64) error       { return errors.ErrUnsupported }

@@ -78,21 +78,25 @@ func (l *Loader) Refresh(st *LoadState, log EventLog, logBytes func() ([]byte, e
 		}
 		recs = append(recs, r[0])
 	}
-	im, err := readInputs(st.Kernel, st.Initrds)
-	res.Image = im
+	banks := recordBanks(recs)
+	if len(banks) == 0 {
+		return res, fmt.Errorf("%w: the logged records carry no digest we compute", ErrRefreshNotLogged)
+	}
+	copyBanks := banks
+	if st.Split {
+		copyBanks = nil
+	}
+	im, err := readInputs(st.Kernel, st.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return res, err
 	}
+	res.Image = im
 	im.Cmdline = st.Cmdline
 	if err := im.addMeasurements(st.Split, true, l.Limits, l.warn()); err != nil {
 		return res, err
 	}
 	if len(im.Measurements) != len(recs) {
 		return res, fmt.Errorf("%w: %d events now, %d logged", ErrRefreshChanged, len(im.Measurements), len(recs))
-	}
-	banks := recordBanks(recs)
-	if len(banks) == 0 {
-		return res, fmt.Errorf("%w: the logged records carry no digest we compute", ErrRefreshNotLogged)
 	}
 	im.Banks = banks
 	if err := digestAll(im.Measurements, banks); err != nil {
@@ -132,10 +136,8 @@ func (l *Loader) Refresh(st *LoadState, log EventLog, logBytes func() ([]byte, e
 	if err := l.step(res, desc, func() error { return im.appendHandoff(handoff, l.memAvailable()) }); err != nil {
 		return res, err
 	}
-	if !l.DryRun {
-		if err := im.sealInitrd(); err != nil {
-			return res, err
-		}
+	if err := im.Seal(); err != nil {
+		return res, err
 	}
 	flags := 0
 	if st.Debug {

@@ -18,6 +18,7 @@ const (
 	crashSizePath   = "/sys/kernel/kexec_crash_size"
 	procCmdlinePath = "/proc/cmdline"
 	procMeminfoPath = "/proc/meminfo"
+	bootIDPath      = "/proc/sys/kernel/random/boot_id"
 )
 
 // Syscalls is the seam between the loader and the kernel. The Linux

@@ -2,11 +2,11 @@ package pcr
 
 import (
 	"crypto"
-	"crypto/sha1"
-	"crypto/sha256"
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 )
 
 func TestNamesRoundTrip(t *testing.T) {
@@ -87,17 +87,15 @@ func TestCheck(t *testing.T) {
 }
 
 func TestExtend(t *testing.T) {
-	old := make([]byte, 32)
-	d := sha256.Sum256([]byte("x"))
-	want := sha256.Sum256(append(append([]byte{}, old...), d[:]...))
-	if got := Extend(crypto.SHA256, old, d[:]); !slices.Equal(got, want[:]) {
-		t.Fatalf("Extend sha256 = %x, want %x", got, want)
-	}
-	old1 := make([]byte, 20)
-	d1 := sha1.Sum([]byte("y"))
-	want1 := sha1.Sum(append(append([]byte{}, old1...), d1[:]...))
-	if got := Extend(crypto.SHA1, old1, d1[:]); !slices.Equal(got, want1[:]) {
-		t.Fatalf("Extend sha1 = %x, want %x", got, want1)
+	for _, h := range Banks() {
+		old := hashtest.Sum(h, []byte("old"))
+		d := hashtest.Sum(h, []byte("x"))
+		if got, want := Extend(h, old, d), hashtest.Extend(h, old, d); !slices.Equal(got, want) {
+			t.Errorf("Extend %v = %x, want %x", h, got, want)
+		}
+		if !slices.Equal(old, hashtest.Sum(h, []byte("old"))) {
+			t.Errorf("Extend %v changed old", h)
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ func benchImage(b *testing.B, mb int) []byte {
 		}
 		es = append(es, entry{name: "usr/lib/modules/m" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)), data: data, ino: uint32(i + 1)})
 	}
-	raw := newc(es, cpioOpts{})
+	raw := mkcpio(es, cpioOpts{})
 	var z bytes.Buffer
 	zw, err := zstd.NewWriter(&z, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
@@ -36,7 +36,7 @@ func benchImage(b *testing.B, mb int) []byte {
 	}
 	zw.Write(raw)
 	zw.Close()
-	img := newc(sampleFiles("kernel/x86/microcode", 2), cpioOpts{})
+	img := mkcpio(sampleFiles("kernel/x86/microcode", 2), cpioOpts{})
 	return append(img, z.Bytes()...)
 }
 

@@ -3,6 +3,7 @@ package segments
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestCpioReader(t *testing.T) {
 		{name: strings.Repeat("n", 4095), data: []byte("x")},
 	}
 	for _, o := range []cpioOpts{{}, {crc: true}, {upper: true}, {crc: true, upper: true}, {noTrailer: true}} {
-		raw := newc(es, o)
+		raw := mkcpio(es, o)
 		// Two archives with NUL padding between them, as in one member.
 		stream := append(append(append([]byte{}, raw...), make([]byte, 16)...), raw...)
 		cr := NewCpioReader(bytes.NewReader(stream), Limits{})
@@ -59,11 +60,14 @@ func TestCpioReader(t *testing.T) {
 }
 
 func TestCpioReaderErrors(t *testing.T) {
-	good := newc(sampleFiles("e", 2), cpioOpts{})
-	first := newc([]entry{{name: "first", data: []byte("1234")}}, cpioOpts{noTrailer: true})
+	good := mkcpio(sampleFiles("e", 2), cpioOpts{})
+	first := mkcpio([]entry{{name: "first", data: []byte("1234")}}, cpioOpts{noTrailer: true})
 	badHex := bytes.Clone(good)
 	copy(badHex[6:14], "0000000g")
-	longName := newc([]entry{{name: strings.Repeat("x", 4096)}}, cpioOpts{})
+	// newc writes no name longer than the kernel's PATH_MAX: write the
+	// longest and patch its c_namesize (header bytes 94-101) one up.
+	longName := mkcpio([]entry{{name: strings.Repeat("x", 4095)}}, cpioOpts{})
+	copy(longName[94:102], fmt.Sprintf("%08x", 4097))
 	tests := []struct {
 		name    string
 		data    []byte
@@ -107,7 +111,7 @@ func TestCpioReaderErrors(t *testing.T) {
 
 func TestCpioChecksum(t *testing.T) {
 	es := []entry{{name: "a", data: []byte("abc")}, {name: "b", data: []byte("defg")}}
-	cr := NewCpioReader(bytes.NewReader(newc(es, cpioOpts{crc: true, badSum: true})), Limits{})
+	cr := NewCpioReader(bytes.NewReader(mkcpio(es, cpioOpts{crc: true, badSum: true})), Limits{})
 	for {
 		if _, err := cr.Next(); err == io.EOF {
 			break

@@ -12,8 +12,8 @@ import (
 // 110+38 (header, name) + 5+3 (data, padding) + 124 (TRAILER!!!) = 280
 // bytes, then 8 NULs; the second is 110+6 + 10+2 = 128 bytes.
 func ExampleReader() {
-	early := newc([]entry{{name: "kernel/x86/microcode/GenuineIntel.bin", data: []byte("ucode")}}, cpioOpts{})
-	main := newc([]entry{{name: "init", data: []byte("#!/bin/sh\n")}}, cpioOpts{noTrailer: true})
+	early := mkcpio([]entry{{name: "kernel/x86/microcode/GenuineIntel.bin", data: []byte("ucode")}}, cpioOpts{})
+	main := mkcpio([]entry{{name: "init", data: []byte("#!/bin/sh\n")}}, cpioOpts{noTrailer: true})
 	img := append(append(append(early, make([]byte, 8)...), main...), "junk"...)
 
 	r := NewReader(bytes.NewReader(img), int64(len(img)), Limits{})

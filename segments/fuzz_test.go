@@ -19,8 +19,8 @@ var fuzzLimits = Limits{MaxDecompressed: 4 << 20, MaxEntries: 4096, MaxNameLen: 
 // FuzzWalk checks that any image walks without panic and that the
 // segments tile it exactly: contiguous, in order, with zero padding.
 func FuzzWalk(f *testing.F) {
-	f.Add(newc(sampleFiles("seed", 2), cpioOpts{}))
-	f.Add(append(make([]byte, 5), newc(sampleFiles("s", 1), cpioOpts{crc: true, upper: true})...))
+	f.Add(mkcpio(sampleFiles("seed", 2), cpioOpts{}))
+	f.Add(append(make([]byte, 5), mkcpio(sampleFiles("s", 1), cpioOpts{crc: true, upper: true})...))
 	f.Add([]byte("\x28\xb5\x2f\xfd\x00\x00\x01\x00\x00"))
 	f.Fuzz(func(t *testing.T, img []byte) {
 		r := NewReader(bytes.NewReader(img), int64(len(img)), fuzzLimits)
@@ -65,9 +65,9 @@ func FuzzWalk(f *testing.F) {
 // FuzzCpio checks that any stream reads without panic, that names respect
 // the limit and that every entry yields exactly its declared data.
 func FuzzCpio(f *testing.F) {
-	f.Add(newc(sampleFiles("seed", 3), cpioOpts{}))
-	f.Add(newc(sampleFiles("crc", 2), cpioOpts{crc: true, badSum: true}))
-	f.Add(append(newc(sampleFiles("a", 1), cpioOpts{noTrailer: true}), 0, 0, 0, 0, 'x'))
+	f.Add(mkcpio(sampleFiles("seed", 3), cpioOpts{}))
+	f.Add(mkcpio(sampleFiles("crc", 2), cpioOpts{crc: true, badSum: true}))
+	f.Add(append(mkcpio(sampleFiles("a", 1), cpioOpts{noTrailer: true}), 0, 0, 0, 0, 'x'))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cr := NewCpioReader(bytes.NewReader(data), fuzzLimits)
 		last := int64(-1)
@@ -98,8 +98,8 @@ func TestUpdateFuzzCorpus(t *testing.T) {
 		t.Skip("run with -update-corpus to rewrite testdata/fuzz")
 	}
 	files := sampleFiles("seed", 3)
-	raw := newc(files, cpioOpts{})
-	seeds := map[string][]byte{"cpio": raw, "crc": newc(files, cpioOpts{crc: true, upper: true})}
+	raw := mkcpio(files, cpioOpts{})
+	seeds := map[string][]byte{"cpio": raw, "crc": mkcpio(files, cpioOpts{crc: true, upper: true})}
 	for kind := range compressors {
 		seeds[kind] = compressKind(t, raw, kind)
 	}
@@ -107,7 +107,7 @@ func TestUpdateFuzzCorpus(t *testing.T) {
 	seeds["xzcrc64"] = compress(t, raw, "xz", "-c", "--check=crc64")
 	seeds["xzbcj"] = compress(t, raw, "xz", "-c", "--check=crc32", "--x86", "--lzma2")
 	// A distro-like image: early cpio, padding, compressed member, cpio.
-	mixed := append(newc(sampleFiles("early", 1), cpioOpts{}), seeds[KindZstd]...)
+	mixed := append(mkcpio(sampleFiles("early", 1), cpioOpts{}), seeds[KindZstd]...)
 	mixed = append(mixed, make([]byte, 4-len(mixed)%4+4)...)
 	mixed = append(mixed, seeds[KindGzip]...)
 	seeds["mixed"] = mixed

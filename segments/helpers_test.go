@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
 // entry is one file of a test cpio archive.
@@ -24,62 +26,37 @@ type cpioOpts struct {
 	noTrailer bool // omit TRAILER!!!
 }
 
-// newc writes a newc cpio archive independently of the package's reader:
-// a 110-byte header, the name with its NUL, padding to 4, the data, padding
-// to 4, then TRAILER!!! (buffer-format.rst).
-func newc(entries []entry, o cpioOpts) []byte {
+// mkcpio writes a newc cpio archive of entries with internal/newc, the
+// writer that is independent of the package's reader and checked against
+// GNU cpio. Every header has mtime 1700000000 and device 8:1.
+func mkcpio(entries []entry, o cpioOpts) []byte {
 	var b bytes.Buffer
-	format := "%08x"
-	if o.upper {
-		format = "%08X"
-	}
-	magic := "070701"
-	if o.crc {
-		magic = "070702"
-	}
+	w := newc.NewWriter(&b, newc.Options{CRC: o.crc, Upper: o.upper})
 	bad := o.badSum
-	write := func(e entry, ino uint32) {
-		mode := e.mode
-		if mode == 0 {
-			mode = 0o100644
-		}
-		nlink := e.nlink
-		if nlink == 0 {
-			nlink = 1
-		}
-		var sum uint32
-		if o.crc {
-			for _, c := range e.data {
-				sum += uint32(c)
-			}
-			if bad && len(e.data) > 0 {
-				sum++
-				bad = false
-			}
-		}
-		b.WriteString(magic)
-		for _, v := range []uint32{ino, mode, 0, 0, nlink, 1700000000, uint32(len(e.data)), 8, 1, 0, 0, uint32(len(e.name) + 1), sum} {
-			fmt.Fprintf(&b, format, v)
-		}
-		b.WriteString(e.name)
-		b.WriteByte(0)
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
-		b.Write(e.data)
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
-	}
 	for i, e := range entries {
-		ino := e.ino
-		if ino == 0 {
-			ino = uint32(1000 + i)
+		h := newc.Header{Name: e.name, Mode: e.mode, Ino: e.ino, Nlink: e.nlink, Mtime: 1700000000, DevMajor: 8, DevMinor: 1}
+		if h.Mode == 0 {
+			h.Mode = newc.TypeReg | 0o644
 		}
-		write(e, ino)
+		if h.Ino == 0 {
+			h.Ino = uint32(1000 + i)
+		}
+		if h.Nlink == 0 {
+			h.Nlink = 1
+		}
+		if bad && o.crc && len(e.data) > 0 {
+			sum := newc.Checksum(e.data) + 1
+			h.Check = &sum
+			bad = false
+		}
+		if err := w.Write(h, e.data); err != nil {
+			panic(err) // a test asked for an entry newc does not write
+		}
 	}
 	if !o.noTrailer {
-		write(entry{name: "TRAILER!!!", nlink: 1}, 0)
+		if err := w.Close(); err != nil {
+			panic(err)
+		}
 	}
 	return b.Bytes()
 }

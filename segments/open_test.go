@@ -36,7 +36,7 @@ func TestOpen(t *testing.T) {
 			es = append(es, entry{name: "code", data: code[:min(len(code), 1<<20)]})
 		}
 	}
-	raw := newc(es, cpioOpts{})
+	raw := mkcpio(es, cpioOpts{})
 	variants := map[string][]string{
 		"lzop -1": {"lzop", "-1", "-c"}, "lzop -9": {"lzop", "-9", "-c"}, "lzop crc32": {"lzop", "--crc32", "-c"},
 		"gzip": compressors[KindGzip], "zstd": compressors[KindZstd], "xz": compressors[KindXZ],

@@ -3,9 +3,6 @@ package segments
 import (
 	"bytes"
 	"crypto"
-	_ "crypto/sha1" // register the hashes a report may use
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,42 +15,16 @@ import (
 	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
-
-// Digest algorithms a report can compute, by the names CEL-JSON uses.
-var digestAlgs = map[string]crypto.Hash{
-	"sha1": crypto.SHA1, "sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512,
-}
-
-// ParseDigests parses a comma-separated list of digest names (sha1, sha256,
-// sha384, sha512). It returns an error naming an unknown or repeated name.
-func ParseDigests(list string) ([]string, error) {
-	var out []string
-	for _, name := range strings.Split(list, ",") {
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "" {
-			continue
-		}
-		if _, ok := digestAlgs[name]; !ok {
-			return nil, fmt.Errorf("unknown digest %q (want sha1, sha256, sha384 or sha512)", name)
-		}
-		if slices.Contains(out, name) {
-			return nil, fmt.Errorf("digest %q given twice", name)
-		}
-		out = append(out, name)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("empty digest list")
-	}
-	return out, nil
-}
 
 // InspectOptions configure Inspect. The zero value walks the image, scans
 // every segment's cpio data and digests each segment with SHA-256.
 type InspectOptions struct {
 	Limits  Limits
-	List    bool     // include every cpio entry
-	Digests []string // digest names; nil means sha256
+	List    bool          // include every cpio entry
+	Digests []crypto.Hash // pcr.Banks() hashes; nil means SHA-256
 }
 
 // Report describes one image: what `kexec-measured inspect` prints.
@@ -129,9 +100,16 @@ func (r *Report) Clean() bool {
 func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 	algs := opt.Digests
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
 	}
 	rep := &Report{Size: size, Segments: []SegmentReport{}}
+	for _, h := range algs {
+		if _, err := pcr.Name(h); err != nil {
+			err = fmt.Errorf("segments: inspect: digest: %w", err)
+			rep.Error = err.Error()
+			return rep, err
+		}
+	}
 	r := NewReader(ra, size, opt.Limits)
 	r.KeepEntries(opt.List)
 	for {
@@ -181,11 +159,13 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 	}
 }
 
-func digest(ra io.ReaderAt, off, size int64, algs []string) (map[string]string, error) {
+// digest returns the digests of [off, off+size) of ra keyed by their
+// CEL-JSON names; every hash of algs must be pcr.Supported.
+func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash) (map[string]string, error) {
 	hs := make([]hash.Hash, len(algs))
 	ws := make([]io.Writer, len(algs))
 	for i, a := range algs {
-		hs[i] = digestAlgs[a].New()
+		hs[i] = a.New()
 		ws[i] = hs[i]
 	}
 	sec := io.NewSectionReader(ra, off, size)
@@ -198,23 +178,32 @@ func digest(ra io.ReaderAt, off, size int64, algs []string) (map[string]string, 
 	}
 	out := make(map[string]string, len(algs))
 	for i, a := range algs {
-		out[a] = hex.EncodeToString(hs[i].Sum(nil))
+		name, _ := pcr.Name(a)
+		out[name] = hex.EncodeToString(hs[i].Sum(nil))
 	}
 	return out, nil
 }
 
 // WriteText writes the report as a table: one row per segment, warnings
 // under their segment and, with list, the entries.
-func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
+func (r *Report) WriteText(w io.Writer, algs []crypto.Hash, list bool) error {
 	if algs == nil {
-		algs = []string{"sha256"}
+		algs = []crypto.Hash{crypto.SHA256}
+	}
+	names := make([]string, len(algs))
+	for i, h := range algs {
+		name, err := pcr.Name(h)
+		if err != nil {
+			return fmt.Errorf("segments: report: %w", err)
+		}
+		names[i] = name
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "#\tOFFSET\tSIZE\tPADDING\tKIND\tUNCOMPRESSED\tENTRIES\tTRAILER")
-	for _, a := range algs {
-		fmt.Fprintf(tw, "\t%s", strings.ToUpper(a))
+	for _, name := range names {
+		fmt.Fprintf(tw, "\t%s", strings.ToUpper(name))
 	}
 	fmt.Fprintln(tw, "\tWARNINGS")
 	for _, s := range r.Segments {
@@ -227,8 +216,8 @@ func (r *Report) WriteText(w io.Writer, algs []string, list bool) error {
 			tr = map[bool]string{true: "yes", false: "no"}[*s.Trailer]
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s", s.Index, s.Offset, s.Size, s.Padding, s.Kind, un, ent, tr)
-		for _, a := range algs {
-			fmt.Fprintf(tw, "\t%s", s.Digests[a])
+		for _, name := range names {
+			fmt.Fprintf(tw, "\t%s", s.Digests[name])
 		}
 		fmt.Fprintf(tw, "\t%d\n", len(s.Warnings))
 	}

@@ -2,16 +2,23 @@ package segments
 
 import (
 	"bytes"
+	"crypto"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 func TestReportText(t *testing.T) {
 	evil := "bin/\x1b[31mred\nline"
-	img := newc([]entry{{name: evil, data: []byte("x")}, {name: "ok"}}, cpioOpts{})
-	img = append(append(img, 0, 0), newc([]entry{{name: "misaligned"}}, cpioOpts{})...)
-	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{List: true, Digests: []string{"sha256", "sha384"}})
+	img := mkcpio([]entry{{name: evil, data: []byte("x")}, {name: "ok"}}, cpioOpts{})
+	img = append(append(img, 0, 0), mkcpio([]entry{{name: "misaligned"}}, cpioOpts{})...)
+	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{List: true, Digests: []crypto.Hash{crypto.SHA256, crypto.SHA384}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +26,7 @@ func TestReportText(t *testing.T) {
 		t.Fatalf("report %+v: want a misaligned second segment and Clean false", rep)
 	}
 	var b bytes.Buffer
-	if err := rep.WriteText(&b, []string{"sha256", "sha384"}, true); err != nil {
+	if err := rep.WriteText(&b, []crypto.Hash{crypto.SHA256, crypto.SHA384}, true); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -48,21 +55,31 @@ func TestReportText(t *testing.T) {
 		t.Fatal(err)
 	}
 	s0, s1 := back.Segments[0], back.Segments[1]
-	if len(s0.SHA256) != 64 || len(s0.SHA384) != 96 || s0.Files[0].Name != evil || s1.Warnings[0].Code != WarnMisalignedCpio {
+	seg0 := img[rep.Segments[0].Offset : rep.Segments[0].Offset+rep.Segments[0].Size]
+	if s0.SHA256 != hex.EncodeToString(hashtest.Sum(crypto.SHA256, seg0)) || s0.SHA384 != hex.EncodeToString(hashtest.Sum(crypto.SHA384, seg0)) ||
+		s0.Files[0].Name != evil || s1.Warnings[0].Code != WarnMisalignedCpio {
 		t.Errorf("JSON round trip = %+v", back)
+	}
+	if !strings.Contains(out, s0.SHA384) {
+		t.Errorf("text lacks the SHA-384 digest %s:\n%s", s0.SHA384, out)
 	}
 }
 
-func TestParseDigests(t *testing.T) {
-	for in, ok := range map[string]bool{"sha256": true, "SHA1, sha512": true, "md5": false, "sha256,sha256": false, "": false, ",": false} {
-		if _, err := ParseDigests(in); (err == nil) != ok {
-			t.Errorf("ParseDigests(%q) error %v, want ok %v", in, err, ok)
-		}
+// TestInspectUnknownDigest: a hash that is not a bank is refused with
+// pcr.ErrUnknownBank, by Inspect and by WriteText.
+func TestInspectUnknownDigest(t *testing.T) {
+	img := mkcpio([]entry{{name: "x"}}, cpioOpts{})
+	if _, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{Digests: []crypto.Hash{crypto.MD5}}); !errors.Is(err, pcr.ErrUnknownBank) {
+		t.Errorf("Inspect(md5) = %v, want pcr.ErrUnknownBank", err)
+	}
+	rep := &Report{Segments: []SegmentReport{}}
+	if err := rep.WriteText(io.Discard, []crypto.Hash{crypto.SHA224}, false); !errors.Is(err, pcr.ErrUnknownBank) {
+		t.Errorf("WriteText(sha224) = %v, want pcr.ErrUnknownBank", err)
 	}
 }
 
 func TestReportUnsupportedFilter(t *testing.T) {
-	raw := newc(sampleFiles("arm", 3), cpioOpts{})
+	raw := mkcpio(sampleFiles("arm", 3), cpioOpts{})
 	img := compress(t, raw, "xz", "-c", "--check=crc32", "--arm", "--lzma2")
 	rep, err := Inspect(bytes.NewReader(img), int64(len(img)), InspectOptions{})
 	if err != nil {

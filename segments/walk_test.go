@@ -23,12 +23,12 @@ type part struct {
 // member compresses a cpio archive of files with the real tool for kind.
 func member(t *testing.T, kind string, es []entry, pad int, warns ...string) part {
 	t.Helper()
-	raw := newc(es, cpioOpts{})
+	raw := mkcpio(es, cpioOpts{})
 	return part{kind: kind, data: compressKind(t, raw, kind), pad: pad, raw: raw, names: names(es), trailer: true, warns: warns}
 }
 
 func plain(es []entry, o cpioOpts, pad int, warns ...string) part {
-	raw := newc(es, o)
+	raw := mkcpio(es, o)
 	return part{kind: KindCpio, data: raw, pad: pad, raw: raw, names: names(es), trailer: !o.noTrailer, warns: warns}
 }
 
@@ -122,16 +122,16 @@ func TestWalk(t *testing.T) {
 			return []part{plain(es, cpioOpts{}, 0), member(t, KindXZ, es, 0)}
 		}},
 		{"xz with CRC64", func(t *testing.T) []part {
-			raw := newc(small, cpioOpts{})
+			raw := mkcpio(small, cpioOpts{})
 			return []part{{kind: KindXZ, data: compress(t, raw, "xz", "-c", "--check=crc64"), raw: raw, names: names(small), trailer: true, warns: []string{WarnXZCheck}}}
 		}},
 		{"xz with SHA-256 not last", func(t *testing.T) []part {
-			raw := newc(small, cpioOpts{})
+			raw := mkcpio(small, cpioOpts{})
 			x := compress(t, raw, "xz", "-c", "--check=sha256")
 			return []part{{kind: KindXZ, data: x, pad: alignTo(len(x), 0), raw: raw, names: names(small), trailer: true, warns: []string{WarnXZCheck}}, plain(micro, cpioOpts{}, 0)}
 		}},
 		{"gzip with FEXTRA", func(t *testing.T) []part {
-			raw := newc(small, cpioOpts{})
+			raw := mkcpio(small, cpioOpts{})
 			var b bytes.Buffer
 			zw := gzip.NewWriter(&b)
 			zw.Extra = []byte("AB\x02\x00xy")
@@ -148,21 +148,21 @@ func TestWalk(t *testing.T) {
 			return []part{z, member(t, KindZstd, micro, 0)}
 		}},
 		{"lz4 frame format", func(t *testing.T) []part {
-			raw := newc(small, cpioOpts{})
+			raw := mkcpio(small, cpioOpts{})
 			return []part{{kind: KindLZ4, data: compress(t, raw, "lz4", "-q", "-c"), pad: 4, raw: raw, names: names(small), trailer: true, warns: []string{WarnLZ4Frame}}, member(t, KindGzip, micro, 0)}
 		}},
 		{"junk within compressed archive", func(t *testing.T) []part {
-			raw := append(newc(small, cpioOpts{}), "garbage"...)
+			raw := append(mkcpio(small, cpioOpts{}), "garbage"...)
 			return []part{{kind: KindGzip, data: compressKind(t, raw, KindGzip), raw: raw, names: names(small), trailer: true, warns: []string{WarnJunkWithin}}}
 		}},
 		{"junk at end of compressed archive", func(t *testing.T) []part {
-			full := newc(small, cpioOpts{})
+			full := mkcpio(small, cpioOpts{})
 			raw := full[:len(full)-40] // cut inside the TRAILER!!! entry
 			return []part{{kind: KindZstd, data: compressKind(t, raw, KindZstd), raw: raw, names: names(small), warns: []string{WarnJunkAtEnd}}}
 		}},
 		{"two archives in one member", func(t *testing.T) []part {
-			raw := append(newc(micro, cpioOpts{}), make([]byte, 8)...)
-			raw = append(raw, newc(small, cpioOpts{})...)
+			raw := append(mkcpio(micro, cpioOpts{}), make([]byte, 8)...)
+			raw = append(raw, mkcpio(small, cpioOpts{})...)
 			return []part{{kind: KindBzip2, data: compressKind(t, raw, KindBzip2), raw: raw, names: append(names(micro), names(small)...), trailer: true}}
 		}},
 	}

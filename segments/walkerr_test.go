@@ -42,7 +42,7 @@ func walk(ra io.ReaderAt, size int64, lim Limits) ([]*Segment, error) {
 }
 
 func TestWalkErrors(t *testing.T) {
-	small := newc(sampleFiles("x", 3), cpioOpts{})
+	small := mkcpio(sampleFiles("x", 3), cpioOpts{})
 	gz := compressKind(t, small, KindGzip)
 	zs := compressKind(t, small, KindZstd)
 	img := append(append(bytes.Clone(small), zs...), gz...)

@@ -1,15 +1,20 @@
+//go:build linux
+
 package tpm_test
 
-// Tests of the tpm and eventlog packages together against swtpm: the log
-// written under the locking protocol replays to the TPM's PCR values, with
-// several processes at once and with a writer killed mid-protocol.
+// Tests of the tpm package with the loader's measure protocol and the
+// eventlog package against swtpm: the log that loader.Loader writes under
+// the locking protocol, together with systemd's records, replays to the
+// TPM's PCR values (read by us and by tpm2-tools), and a writer killed
+// between its extend and its append leaves a log that says so. The
+// concurrency of several processes is tested end to end in
+// cmd/kexec-measured (TestConcurrentProcesses).
 
 import (
 	"bufio"
 	"bytes"
 	"crypto"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,25 +30,24 @@ import (
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
+	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/loader/loadertest"
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/tpm"
 	"github.com/kexec-measured/kexec-measured/tpm/swtpmtest"
 )
 
 // Environment of the helper processes the tests re-execute.
 const (
-	envHelper = "KEXEC_MEASURED_TPM_TEST_HELPER" // "measure" or "die-after-extend"
+	envHelper = "KEXEC_MEASURED_TPM_TEST_HELPER" // "die-after-extend"
 	envSpec   = "KEXEC_MEASURED_TPM_TEST_SPEC"
 	envLog    = "KEXEC_MEASURED_TPM_TEST_LOG"
-	envID     = "KEXEC_MEASURED_TPM_TEST_ID"
-	envCount  = "KEXEC_MEASURED_TPM_TEST_COUNT"
 )
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(envHelper) {
 	case "":
 		os.Exit(m.Run())
-	case "measure":
-		os.Exit(helperMeasure())
 	case "die-after-extend":
 		os.Exit(helperDieAfterExtend())
 	default:
@@ -52,61 +56,36 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// measureOne runs the loader's protocol for one event: Lock, BeginWrite,
-// Extend, Append, Unlock.
-func measureOne(tp *tpm.TPM, w *eventlog.Writer, pcr int, data []byte, path string) error {
-	sums := map[crypto.Hash][]byte{}
-	for _, h := range tp.Banks() {
-		sums[h] = hashtest.Sum(h, data)
-	}
-	rec, err := eventlog.NewKexecRecord(pcr, sums, eventlog.KexecContent{Event: eventlog.EventInitrd, Path: path, Size: int64(len(data))})
-	if err != nil {
-		return err
-	}
-	if err := w.Lock(); err != nil {
-		return err
-	}
-	if err := w.BeginWrite(); err != nil {
-		w.Unlock()
-		return err
-	}
-	if err := tp.Extend(pcr, sums); err != nil {
-		if errors.Is(err, tpm.ErrNotExtended) {
-			w.AbortWrite()
+// load measures a load of the kernel and initrd components with contents
+// kernel and initrds and command line cmdline into PCR 9 of tp and the log
+// w, with the loader's own protocol (loader.Loader.Run with the fake
+// syscall seam), and returns the measured bytes in event order.
+func load(t *testing.T, tp *tpm.TPM, w *eventlog.Writer, kernel string, initrds []string, cmdline string) [][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		w.Unlock()
-		return err
+		return p
 	}
-	if err := w.Append(rec); err != nil {
-		w.Unlock()
-		return err
+	req := loader.Request{Kernel: write("vmlinuz", kernel), Append: cmdline, Load: true}
+	measured := [][]byte{[]byte(kernel)}
+	for i, data := range initrds {
+		req.Initrds = append(req.Initrds, write(fmt.Sprintf("initrd%d", i), data))
+		measured = append(measured, []byte(data))
 	}
-	return w.Unlock()
-}
-
-// helperMeasure measures $COUNT events named after $ID into PCR 9.
-func helperMeasure() int {
-	tp, err := tpm.Open(os.Getenv(envSpec))
+	measured = append(measured, []byte(cmdline))
+	l := &loader.Loader{Sys: loadertest.NewSys(t), PCRs: tp, Log: w, PCR: 9, Clock: func() (int64, error) { return 1, nil }}
+	res, err := l.Run(req)
+	if res != nil && res.Image != nil {
+		res.Image.Close()
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		t.Fatalf("loader.Run: %v", err)
 	}
-	defer tp.Close()
-	w, err := eventlog.OpenWriter(os.Getenv(envLog))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer w.Close()
-	n, _ := strconv.Atoi(os.Getenv(envCount))
-	for i := range n {
-		name := fmt.Sprintf("%s/%d", os.Getenv(envID), i)
-		if err := measureOne(tp, w, 9, []byte(name), name); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return 0
+	return measured
 }
 
 // helperDieAfterExtend extends PCR 9 under the lock with the sticky bit set,
@@ -143,11 +122,10 @@ func helperDieAfterExtend() int {
 	return 3 // not killed: the parent reports it
 }
 
-func helper(t *testing.T, kind, spec, log, id string, count int) *exec.Cmd {
+func helper(t *testing.T, kind, spec, log string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		envHelper+"="+kind, envSpec+"="+spec, envLog+"="+log, envID+"="+id, envCount+"="+strconv.Itoa(count))
+	cmd.Env = append(os.Environ(), envHelper+"="+kind, envSpec+"="+spec, envLog+"="+log)
 	cmd.Stderr = os.Stderr
 	return cmd
 }
@@ -175,7 +153,7 @@ func checkReplay(t *testing.T, tp *tpm.TPM, path string, chain map[int][][]byte)
 			}
 			want := make([]byte, h.Size()) // fresh swtpm: PCRs 0-16 are zeros
 			for _, data := range events {
-				want = extendOf(h, want, hashtest.Sum(h, data))
+				want = hashtest.Extend(h, want, hashtest.Sum(h, data))
 			}
 			if !bytes.Equal(actual[h], want) {
 				t.Errorf("bank %v PCR %d: TPM %x, independent computation %x", h, pcr, actual[h], want)
@@ -185,9 +163,9 @@ func checkReplay(t *testing.T, tp *tpm.TPM, path string, chain map[int][][]byte)
 	return values
 }
 
-// TestLogReplaysToTPM measures kexec events into PCR 9 and systemd-style
-// events into PCR 11 through the protocol; the log, systemd's records and
-// ours together, replays to the TPM's values in every bank.
+// TestLogReplaysToTPM measures a load into PCR 9 with the loader and
+// systemd-style events into PCR 11 through the protocol; the log, systemd's
+// records and ours together, replays to the TPM's values in every bank.
 func TestLogReplaysToTPM(t *testing.T) {
 	tp, sw := openSwtpm(t)
 	if len(tp.Banks()) != 4 {
@@ -200,12 +178,7 @@ func TestLogReplaysToTPM(t *testing.T) {
 	}
 	defer w.Close()
 	chain := map[int][][]byte{}
-	for _, name := range []string{"kernel", "microcode.cpio", "initrd.cpio.zst", "root=/dev/vda1 ro"} {
-		if err := measureOne(tp, w, 9, []byte(name), name); err != nil {
-			t.Fatal(err)
-		}
-		chain[9] = append(chain[9], []byte(name))
-	}
+	chain[9] = load(t, tp, w, "kernel", []string{"microcode.cpio", "initrd.cpio.zst"}, "root=/dev/vda1 ro")
 	// A systemd record, in systemd's exact format, for an extend of PCR 11.
 	for _, word := range []string{"enter-initrd", "leave-initrd"} {
 		sums := map[crypto.Hash][]byte{}
@@ -249,7 +222,7 @@ func checkPcrread(t *testing.T, sw *swtpmtest.Swtpm, values eventlog.PCRValues, 
 	}
 	var sel []string
 	for h := range values {
-		name, _ := eventlog.AlgName(h)
+		name, _ := pcr.Name(h)
 		var idx []string
 		for _, p := range pcrs {
 			idx = append(idx, strconv.Itoa(p))
@@ -264,7 +237,7 @@ func checkPcrread(t *testing.T, sw *swtpmtest.Swtpm, values eventlog.PCRValues, 
 	got := parsePcrread(t, out)
 	n := 0
 	for h := range values {
-		name, _ := eventlog.AlgName(h)
+		name, _ := pcr.Name(h)
 		for _, p := range pcrs {
 			v, ok := got[name][p]
 			if !ok {
@@ -309,59 +282,6 @@ func parsePcrread(t *testing.T, out []byte) map[string]map[int][]byte {
 	return got
 }
 
-// TestConcurrentProcesses runs 8 processes that measure into the same swtpm
-// and log at once; the final log replays exactly to the TPM.
-func TestConcurrentProcesses(t *testing.T) {
-	tp, sw := openSwtpm(t)
-	path := filepath.Join(t.TempDir(), "tpm2-measure.log")
-	const procs, perProc = 8, 6
-	var cmds []*exec.Cmd
-	for i := range procs {
-		cmd := helper(t, "measure", sw.Spec, path, fmt.Sprintf("proc%d", i), perProc)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds = append(cmds, cmd)
-	}
-	for i, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("process %d: %v", i, err)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	log, err := eventlog.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(log.Records) != procs*perProc {
-		t.Fatalf("%d records, want %d", len(log.Records), procs*perProc)
-	}
-	// The independent chain follows the log's order, which must be the
-	// extend order; each process's events appear in its own order.
-	var chain [][]byte
-	next := map[string]int{}
-	interleaved := false
-	for i, rec := range log.Records {
-		var c eventlog.KexecContent
-		if err := json.Unmarshal(rec.Content, &c); err != nil {
-			t.Fatal(err)
-		}
-		proc, idx, _ := strings.Cut(c.Path, "/")
-		if want := strconv.Itoa(next[proc]); idx != want {
-			t.Errorf("record %d: %s, want %s/%s", i, c.Path, proc, want)
-		}
-		next[proc]++
-		if i > 0 && i < procs*perProc-1 && !strings.HasPrefix(string(chain[i-1]), proc+"/") {
-			interleaved = true
-		}
-		chain = append(chain, []byte(c.Path))
-	}
-	t.Logf("records of different processes interleaved: %v", interleaved)
-	checkReplay(t, tp, path, map[int][][]byte{9: chain})
-}
-
 // TestKilledWriter kills a writer between its extend and its append: the
 // next reader and the next writer report the log as interrupted, and the
 // replay no longer matches the TPM.
@@ -372,12 +292,12 @@ func TestKilledWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := measureOne(tp, w, 9, []byte("logged"), "logged"); err != nil {
+	logged := load(t, tp, w, "logged", nil, "")
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
 
-	cmd := helper(t, "die-after-extend", sw.Spec, path, "victim", 0)
+	cmd := helper(t, "die-after-extend", sw.Spec, path)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -403,8 +323,8 @@ func TestKilledWriter(t *testing.T) {
 	if !errors.Is(err, eventlog.ErrInterrupted) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("ReadFile after the kill = %v, want ErrInterrupted naming %s", err, path)
 	}
-	if log == nil || !log.Interrupted || len(log.Records) != 1 {
-		t.Fatalf("ReadFile after the kill = %+v, want the 1 record and Interrupted", log)
+	if log == nil || !log.Interrupted || len(log.Records) != len(logged) {
+		t.Fatalf("ReadFile after the kill = %+v, want the %d records of the load and Interrupted", log, len(logged))
 	}
 	values, err := eventlog.Replay(log.Records, tp.Banks())
 	if err != nil {

@@ -10,9 +10,6 @@ package tpm
 
 import (
 	"crypto"
-	_ "crypto/sha1" // link the bank hashes so crypto.Hash.Available is true
-	_ "crypto/sha256"
-	_ "crypto/sha512"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +19,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 var (
@@ -42,9 +41,6 @@ var (
 	// ErrBadSpec reports a TPM spec that Open does not understand.
 	ErrBadSpec = errors.New("tpm: bad TPM spec")
 )
-
-// MaxPCR is the highest PCR index (a PC Client TPM has PCRs 0-23).
-const MaxPCR = 23
 
 // TPM is an open TPM with a known set of allocated PCR banks. Its methods
 // are safe for concurrent use.
@@ -79,7 +75,7 @@ func newTPM(t transport.TPM, closer io.Closer) (*TPM, error) {
 			continue // not allocated
 		}
 		h, err := sel.Hash.Hash()
-		if err != nil || !supported(h) {
+		if err != nil || !pcr.Supported(h) {
 			return nil, fmt.Errorf("%w: %s", ErrUnsupportedBank, algIDName(tpm2.TPMAlgID(sel.Hash)))
 		}
 		tp.algs[h] = tpm2.TPMAlgID(sel.Hash)
@@ -90,15 +86,6 @@ func newTPM(t transport.TPM, closer io.Closer) (*TPM, error) {
 		return nil, errors.New("tpm: no PCR bank is allocated")
 	}
 	return tp, nil
-}
-
-// supported reports whether we compute digests and name log records for h.
-func supported(h crypto.Hash) bool {
-	switch h {
-	case crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512:
-		return h.Available()
-	}
-	return false
 }
 
 // pcrSelections returns the TPM's PCR allocation.
@@ -125,32 +112,32 @@ func (t *TPM) pcrSelections() ([]tpm2.TPMSPCRSelection, error) {
 // crypto.Hash order (SHA-1, SHA-256, SHA-384, SHA-512).
 func (t *TPM) Banks() []crypto.Hash { return slices.Clone(t.banks) }
 
-// Extend extends PCR pcr with sums, one digest for each allocated bank, in
+// Extend extends PCR index with sums, one digest for each allocated bank, in
 // ONE TPM2_PCR_Extend command (Part 3 §22.3) with an empty password
 // authorization. sums must hold exactly the allocated banks, each digest of
 // its hash's size; otherwise nothing is sent. If the TPM answers with an
 // error response code the error wraps ErrNotExtended (the PCR is unchanged);
 // a transport error leaves the PCR state unknown.
-func (t *TPM) Extend(pcr int, sums map[crypto.Hash][]byte) error {
-	if pcr < 0 || pcr > MaxPCR {
-		return fmt.Errorf("tpm: extend: PCR %d out of range 0-%d", pcr, MaxPCR)
+func (t *TPM) Extend(index int, sums map[crypto.Hash][]byte) error {
+	if err := pcr.Check(index); err != nil {
+		return fmt.Errorf("tpm: extend: %w", err)
 	}
 	if len(sums) != len(t.banks) {
-		return fmt.Errorf("tpm: extend PCR %d: %d digests for %d allocated banks %v", pcr, len(sums), len(t.banks), t.banks)
+		return fmt.Errorf("tpm: extend PCR %d: %d digests for %d allocated banks %v", index, len(sums), len(t.banks), t.banks)
 	}
 	digests := make([]tpm2.TPMTHA, 0, len(t.banks))
 	for _, h := range t.banks {
 		sum, ok := sums[h]
 		if !ok {
-			return fmt.Errorf("tpm: extend PCR %d: no digest for allocated bank %v", pcr, h)
+			return fmt.Errorf("tpm: extend PCR %d: no digest for allocated bank %v", index, h)
 		}
 		if len(sum) != h.Size() {
-			return fmt.Errorf("tpm: extend PCR %d: %v digest has %d bytes, want %d", pcr, h, len(sum), h.Size())
+			return fmt.Errorf("tpm: extend PCR %d: %v digest has %d bytes, want %d", index, h, len(sum), h.Size())
 		}
 		digests = append(digests, tpm2.TPMTHA{HashAlg: tpm2.TPMIAlgHash(t.algs[h]), Digest: sum})
 	}
 	cmd := tpm2.PCRExtend{
-		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},
+		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(index), Auth: tpm2.PasswordAuth(nil)},
 		Digests:   tpm2.TPMLDigestValues{Digests: digests},
 	}
 	t.mu.Lock()
@@ -158,45 +145,45 @@ func (t *TPM) Extend(pcr int, sums map[crypto.Hash][]byte) error {
 	t.rc.reset()
 	if _, err := cmd.Execute(t.rc); err != nil {
 		if t.rc.answered && t.rc.code != 0 {
-			return fmt.Errorf("%w: TPM2_PCR_Extend of PCR %d: %w", ErrNotExtended, pcr, err)
+			return fmt.Errorf("%w: TPM2_PCR_Extend of PCR %d: %w", ErrNotExtended, index, err)
 		}
-		return fmt.Errorf("tpm: TPM2_PCR_Extend of PCR %d (outcome unknown): %w", pcr, err)
+		return fmt.Errorf("tpm: TPM2_PCR_Extend of PCR %d (outcome unknown): %w", index, err)
 	}
 	return nil
 }
 
-// ReadPCR returns the value of PCR pcr in bank h with TPM2_PCR_Read (Part 3
+// ReadPCR returns the value of PCR index in bank h with TPM2_PCR_Read (Part 3
 // §22.4). A bank that is not allocated, or a PCR the TPM does not return,
 // is an error.
-func (t *TPM) ReadPCR(pcr int, h crypto.Hash) ([]byte, error) {
-	vals, err := t.ReadPCRs(pcr)
+func (t *TPM) ReadPCR(index int, h crypto.Hash) ([]byte, error) {
+	vals, err := t.ReadPCRs(index)
 	if err != nil {
 		return nil, err
 	}
 	v, ok := vals[h]
 	if !ok {
-		return nil, fmt.Errorf("tpm: read PCR %d: bank %v is not allocated", pcr, h)
+		return nil, fmt.Errorf("tpm: read PCR %d: bank %v is not allocated", index, h)
 	}
 	return v, nil
 }
 
-// ReadPCRs returns the value of PCR pcr in every allocated bank, read with
+// ReadPCRs returns the value of PCR index in every allocated bank, read with
 // one TPM2_PCR_Read.
-func (t *TPM) ReadPCRs(pcr int) (map[crypto.Hash][]byte, error) {
-	if pcr < 0 || pcr > MaxPCR {
-		return nil, fmt.Errorf("tpm: read: PCR %d out of range 0-%d", pcr, MaxPCR)
+func (t *TPM) ReadPCRs(index int) (map[crypto.Hash][]byte, error) {
+	if err := pcr.Check(index); err != nil {
+		return nil, fmt.Errorf("tpm: read: %w", err)
 	}
 	sels := make([]tpm2.TPMSPCRSelection, 0, len(t.banks))
 	for _, h := range t.banks {
-		sel := make([]byte, 3) // PCRs 0-23
-		sel[pcr/8] = 1 << (pcr % 8)
+		sel := make([]byte, pcr.Count/8) // one bit per PCR
+		sel[index/8] = 1 << (index % 8)
 		sels = append(sels, tpm2.TPMSPCRSelection{Hash: tpm2.TPMIAlgHash(t.algs[h]), PCRSelect: sel})
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rsp, err := (tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: sels}}).Execute(t.rc)
 	if err != nil {
-		return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: %w", pcr, err)
+		return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: %w", index, err)
 	}
 	// The TPM returns the digests in the order of the selections it
 	// returns, skipping PCRs it does not have.
@@ -204,23 +191,23 @@ func (t *TPM) ReadPCRs(pcr int) (map[crypto.Hash][]byte, error) {
 	i := 0
 	for _, sel := range rsp.PCRSelectionOut.PCRSelections {
 		h, err := sel.Hash.Hash()
-		selected := len(sel.PCRSelect) > pcr/8 && sel.PCRSelect[pcr/8]&(1<<(pcr%8)) != 0
+		selected := len(sel.PCRSelect) > index/8 && sel.PCRSelect[index/8]&(1<<(index%8)) != 0
 		if !selected {
 			continue
 		}
 		if i >= len(rsp.PCRValues.Digests) {
-			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: fewer digests than selections", pcr)
+			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: fewer digests than selections", index)
 		}
 		d := rsp.PCRValues.Digests[i].Buffer
 		i++
 		if err != nil || len(d) != h.Size() {
-			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: bad %s value (%d bytes)", pcr, algIDName(tpm2.TPMAlgID(sel.Hash)), len(d))
+			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: bad %s value (%d bytes)", index, algIDName(tpm2.TPMAlgID(sel.Hash)), len(d))
 		}
 		out[h] = d
 	}
 	for _, h := range t.banks {
 		if _, ok := out[h]; !ok {
-			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: no value for bank %v", pcr, h)
+			return nil, fmt.Errorf("tpm: TPM2_PCR_Read of PCR %d: no value for bank %v", index, h)
 		}
 	}
 	return out, nil

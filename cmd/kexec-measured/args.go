@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // options is the parsed command line in kexec(8) syntax. The do* fields
@@ -33,6 +35,7 @@ type options struct {
 	json       bool
 	initrdOut  string
 	banks      string
+	maxEvents  int
 }
 
 // usageError is a command line that cannot be carried out: exit status 1.
@@ -95,8 +98,8 @@ func optSpecs() []optSpec {
 		{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
 		{"pcr", 0, true, func(o *options, v string) error {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 23 {
-				return usagef("--pcr=%s: a PCR index is a number from 0 to 23", v)
+			if err != nil || pcr.Check(n) != nil {
+				return usagef("--pcr=%s: a PCR index is a number from 0 to %d", v, pcr.Max)
 			}
 			o.pcr = n
 			return nil
@@ -108,6 +111,14 @@ func optSpecs() []optSpec {
 		{"json", 0, false, func(o *options, _ string) error { o.json = true; return nil }},
 		{"initrd-out", 0, true, func(o *options, v string) error { o.initrdOut = v; return nil }},
 		{"banks", 0, true, func(o *options, v string) error { o.banks = v; return nil }},
+		{"max-events", 0, true, func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return usagef("--max-events=%s: a number of events, at least 1", v)
+			}
+			o.maxEvents = n
+			return nil
+		}},
 	}
 }
 
@@ -127,66 +138,103 @@ func setAppend(o *options, v string) error { o.appendLine = v; return nil }
 // options, long options take "=value" or the next argument and may be
 // abbreviated to a unique prefix, short options may be grouped ("-lx") and
 // take their value attached or as the next argument. The kernel is the
-// first operand.
+// first operand. Then, as kexec-tools' main does after getopt, it settles
+// the modes and refuses what cannot work (finishArgs).
 func parseArgs(args []string) (*options, error) {
 	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
 	var operands []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		next := func(name string) (string, error) {
-			if i+1 >= len(args) {
-				return "", usagef("option %s requires an argument", name)
-			}
-			i++
-			return args[i], nil
-		}
+	cur := &argCursor{args: args}
+	for cur.i = 0; cur.i < len(args); cur.i++ {
+		a := args[cur.i]
+		var err error
 		switch {
 		case a == "--":
-			operands = append(operands, args[i+1:]...)
-			i = len(args)
+			operands = append(operands, args[cur.i+1:]...)
+			cur.i = len(args)
 		case strings.HasPrefix(a, "--"):
-			name, val, hasVal := strings.Cut(a[2:], "=")
-			spec, err := lookupLong(name)
-			if err != nil {
-				return nil, err
-			}
-			switch {
-			case spec.arg && !hasVal:
-				if val, err = next("--" + spec.long); err != nil {
-					return nil, err
-				}
-			case !spec.arg && hasVal:
-				return nil, usagef("option '--%s' doesn't allow an argument", spec.long)
-			}
-			if err := spec.set(o, val); err != nil {
-				return nil, err
-			}
+			err = parseLong(o, a[2:], cur)
 		case len(a) > 1 && a[0] == '-':
-			for j := 1; j < len(a); j++ {
-				spec := lookupShort(a[j])
-				if spec == nil {
-					return nil, usagef("invalid option -- '%c'", a[j])
-				}
-				val := ""
-				if spec.arg {
-					if j+1 < len(a) {
-						val = a[j+1:]
-					} else {
-						var err error
-						if val, err = next("-" + string(a[j])); err != nil {
-							return nil, err
-						}
-					}
-					j = len(a)
-				}
-				if err := spec.set(o, val); err != nil {
-					return nil, err
-				}
-			}
+			err = parseShorts(o, a[1:], cur)
 		default:
 			operands = append(operands, a)
 		}
+		if err != nil {
+			return nil, err
+		}
 	}
+	if err := finishArgs(o, operands); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// argCursor is getopt's position in the argument list: an option whose
+// value is the next argument moves it on.
+type argCursor struct {
+	args []string
+	i    int
+}
+
+// value returns the argument after the current one, the value of option
+// name.
+func (c *argCursor) value(name string) (string, error) {
+	if c.i+1 >= len(c.args) {
+		return "", usagef("option %s requires an argument", name)
+	}
+	c.i++
+	return c.args[c.i], nil
+}
+
+// parseLong parses one long option, "name" or "name=value" (after "--").
+func parseLong(o *options, a string, cur *argCursor) error {
+	name, val, hasVal := strings.Cut(a, "=")
+	spec, err := lookupLong(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case spec.arg && !hasVal:
+		if val, err = cur.value("--" + spec.long); err != nil {
+			return err
+		}
+	case !spec.arg && hasVal:
+		return usagef("option '--%s' doesn't allow an argument", spec.long)
+	}
+	return spec.set(o, val)
+}
+
+// parseShorts parses a group of short options (after "-"); one that takes
+// a value takes the rest of the group, or the next argument.
+func parseShorts(o *options, group string, cur *argCursor) error {
+	for j := 0; j < len(group); j++ {
+		spec := lookupShort(group[j])
+		if spec == nil {
+			return usagef("invalid option -- '%c'", group[j])
+		}
+		val := ""
+		if spec.arg {
+			if j+1 < len(group) {
+				val = group[j+1:]
+			} else {
+				var err error
+				if val, err = cur.value("-" + string(group[j])); err != nil {
+					return err
+				}
+			}
+			j = len(group)
+		}
+		if err := spec.set(o, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishArgs does what kexec-tools' main does after getopt: -x and -y
+// clear ifdown and sync, -S does nothing else, the first operand is the
+// kernel; and it refuses a second kernel, -c for a load, a load without a
+// kernel and --initrd-out without a load.
+func finishArgs(o *options, operands []string) error {
 	if o.skipIfdown {
 		o.doIfdown = false
 	}
@@ -200,22 +248,22 @@ func parseArgs(args []string) (*options, error) {
 		o.kernel = operands[0]
 	}
 	if len(operands) > 1 {
-		return nil, usagef("unexpected argument %q: only one kernel image may be given", operands[1])
+		return usagef("unexpected argument %q: only one kernel image may be given", operands[1])
 	}
 	if o.help || o.version {
-		return o, nil
+		return nil
 	}
 	if o.syscall == 'c' && (o.doLoad || o.doUnload) {
-		return nil, usagef("-c/--kexec-syscall is not supported: measured loading needs kexec_file_load, " +
+		return usagef("-c/--kexec-syscall is not supported: measured loading needs kexec_file_load, " +
 			"where the kernel reads the very bytes that were measured (use -s, the default)")
 	}
 	if o.doLoad && o.kernel == "" {
-		return nil, usagef("no kernel specified")
+		return usagef("no kernel specified")
 	}
 	if o.initrdOut != "" && !o.doLoad {
-		return nil, usagef("--initrd-out needs a load (-l, -p, -f or no mode)")
+		return usagef("--initrd-out needs a load (-l, -p, -f or no mode)")
 	}
-	return o, nil
+	return nil
 }
 
 // lookupLong finds a long option by its name or a unique prefix of it.

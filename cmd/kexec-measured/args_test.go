@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -104,6 +105,15 @@ func TestParseArgs(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "--max-events", args: []string{"-l", "K", "--max-events=5000"}, steps: loadOnly, kernel: "K",
+			check: func(o *options) string {
+				if o.maxEvents != 5000 {
+					return fmt.Sprintf("maxEvents %d", o.maxEvents)
+				}
+				return ""
+			}},
+		{name: "--max-events 0", args: []string{"-l", "K", "--max-events", "0"}, wantErr: "at least 1"},
+		{name: "--max-events not a number", args: []string{"-l", "K", "--max-events=many"}, wantErr: "--max-events=many"},
 		{name: "defaults", args: []string{"-l", "K"}, steps: loadOnly, kernel: "K",
 			check: func(o *options) string {
 				if o.tpm != "auto" || o.pcr != 9 || o.banks != "sha256" || o.requireTPM {

@@ -2,5 +2,7 @@
 
 package main
 
+import "errors"
+
 // bootClock has no boot clock to read outside Linux.
-func bootClock() int64 { return 0 }
+func bootClock() (int64, error) { return 0, errors.ErrUnsupported }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
@@ -59,7 +61,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	algs, err := segments.ParseDigests(*digests)
+	algs, err := pcr.ParseList(*digests)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: --digests: %v\n", err)
 		return 2
@@ -75,7 +77,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 }
 
 // inspectImage reports on one image and returns its exit status.
-func inspectImage(path string, algs []string, list, jsonOut bool, stdout, stderr io.Writer) int {
+func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
 	f, err := os.Open(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)

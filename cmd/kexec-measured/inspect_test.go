@@ -2,41 +2,35 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"crypto/sha256"
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/newc"
 )
 
-// inspectNewc writes a newc cpio archive of regular files, with a trailer.
-func inspectNewc(files map[string]string, order []string) []byte {
+// inspectNewc writes a newc cpio archive (internal/newc) of regular files
+// in order, with a trailer.
+func inspectNewc(t *testing.T, files map[string]string, order []string) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	add := func(name, data string, ino int) {
-		fmt.Fprintf(&b, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x",
-			ino, 0o100644, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
-		b.WriteString(name + "\x00")
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
-		b.WriteString(data)
-		for b.Len()%4 != 0 {
-			b.WriteByte(0)
-		}
+	w := newc.NewWriter(&b, newc.Options{})
+	for _, n := range order {
+		w.File(n, 0o644, []byte(files[n]))
 	}
-	for i, n := range order {
-		add(n, files[n], i+1)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
-	add("TRAILER!!!", "", 0)
 	return b.Bytes()
 }
 
-// inspectImage writes an early cpio followed by a gzip'ed cpio (and extra)
+// inspectFixture writes an early cpio followed by a gzip'ed cpio (and extra)
 // and returns its path, its bytes and the offset where the gzip member starts.
 func inspectFixture(t *testing.T, extra []byte) (string, []byte, int) {
 	t.Helper()
@@ -44,8 +38,8 @@ func inspectFixture(t *testing.T, extra []byte) (string, []byte, int) {
 	if err != nil {
 		t.Skip("gzip not installed (Debian package gzip)")
 	}
-	early := inspectNewc(map[string]string{"kernel/x86/microcode/GenuineIntel.bin": "ucode"}, []string{"kernel/x86/microcode/GenuineIntel.bin"})
-	main := inspectNewc(map[string]string{"init": "#!/bin/sh\n", "etc/fstab": "# none\n"}, []string{"init", "etc/fstab"})
+	early := inspectNewc(t, map[string]string{"kernel/x86/microcode/GenuineIntel.bin": "ucode"}, []string{"kernel/x86/microcode/GenuineIntel.bin"})
+	main := inspectNewc(t, map[string]string{"init": "#!/bin/sh\n", "etc/fstab": "# none\n"}, []string{"init", "etc/fstab"})
 	cmd := exec.Command(gz, "-c", "-n")
 	cmd.Stdin = bytes.NewReader(main)
 	z, err := cmd.Output()
@@ -92,9 +86,9 @@ func TestInspectJSON(t *testing.T) {
 			t.Errorf("segment %d = %v, want kind %s [%d, %d)", i, s, wantKinds[i], wantOff[i], wantEnd[i])
 			continue
 		}
-		s1 := sha1.Sum(img[off : off+size])
-		s256 := sha256.Sum256(img[off : off+size])
-		if s["sha1"] != hex.EncodeToString(s1[:]) || s["sha256"] != hex.EncodeToString(s256[:]) {
+		s1 := hashtest.Sum(crypto.SHA1, img[off:off+size])
+		s256 := hashtest.Sum(crypto.SHA256, img[off:off+size])
+		if s["sha1"] != hex.EncodeToString(s1) || s["sha256"] != hex.EncodeToString(s256) {
 			t.Errorf("segment %d digests %v %v, want %x %x", i, s["sha1"], s["sha256"], s1, s256)
 		}
 	}
@@ -134,6 +128,8 @@ func TestInspectExitStatus(t *testing.T) {
 		{"no image", nil, 2},
 		{"bad option", []string{"--frobnicate", clean}, 2},
 		{"bad digest", []string{"--digests=md5", clean}, 2},
+		{"digest names in any case, as --banks", []string{"--digests=SHA256, Sha1", clean}, 0},
+		{"digest named twice", []string{"--digests=sha256,SHA256", clean}, 2},
 		{"help", []string{"-h"}, 0},
 	}
 	for _, tc := range tests {

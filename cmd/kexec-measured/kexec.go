@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 
-	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/handoff"
 	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
 
 // Exit statuses of kexec mode, as kexec-tools uses them.
@@ -26,7 +24,7 @@ type env struct {
 	sys     loader.Syscalls
 	getenv  func(string) string
 	openTPM func(spec string) (tpmDevice, error)
-	clock   func() int64
+	clock   func() (int64, error)
 	// statePath is where a measured load keeps its state for `log
 	// refresh` and `-e`; "" keeps none.
 	statePath string
@@ -44,7 +42,7 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if o.version {
-		fmt.Fprintf(stdout, "kexec-measured %s (kexec-tools compatible)\n", version)
+		fmt.Fprintln(stdout, buildVersion(buildInfo()))
 		return exitOK
 	}
 	status, err := kexec(o, e, stdout, stderr)
@@ -55,14 +53,15 @@ func runKexec(name string, args []string, e env, stdout, stderr io.Writer) int {
 }
 
 // kexec carries out parsed options and returns the exit status and the
-// error to print.
-func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
+// error to print. An error closing the TPM or the log after the run fails
+// the command too.
+func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) {
 	banks, err := parseBanks(o.banks)
 	if err != nil {
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
 
 	if o.doLoad {
 		// Refuse bad inputs before the TPM is opened: a bad file changes
@@ -70,14 +69,27 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (int, error) {
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 			return exitRefused, err
 		}
-		m, err := openMeasurer(o, e, l, stderr)
-		if err != nil {
-			return exitStatus(err), err
+		if req.InitrdOut != "" {
+			if err := loader.CheckOutput(req.InitrdOut); err != nil {
+				return exitRefused, err
+			}
 		}
-		if m != nil {
-			defer m.close()
+		d, oerr := openDevices(o, e, stderr)
+		if oerr != nil {
+			return exitStatus(oerr), oerr
 		}
-		if (m != nil || o.dryRun) && !o.noHandoff {
+		if d != nil {
+			d.apply(l)
+			defer func() {
+				if cerr := d.close(); cerr != nil {
+					if err == nil {
+						status = exitFailed
+					}
+					err = errors.Join(err, cerr)
+				}
+			}()
+		}
+		if (d != nil || o.dryRun) && !o.noHandoff {
 			l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
 			l.LogPath = logPath(o, e)
 		}
@@ -159,6 +171,8 @@ func exitStatus(err error) int {
 	case errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &re),
 		errors.Is(err, loader.ErrNoKernel),
 		errors.Is(err, loader.ErrCmdlineTooLong),
+		errors.Is(err, loader.ErrCmdlineNUL),
+		errors.Is(err, loader.ErrTooManyEvents),
 		errors.Is(err, loader.ErrCrashNotReserved),
 		errors.Is(err, loader.ErrNothingLoaded):
 		return exitRefused
@@ -166,22 +180,12 @@ func exitStatus(err error) int {
 	return exitFailed
 }
 
-// parseBanks parses --banks=sha1,sha256,...
+// parseBanks parses --banks=sha1,sha256,... with pcr.ParseList.
 func parseBanks(s string) ([]crypto.Hash, error) {
-	var banks []crypto.Hash
-	for _, name := range strings.Split(s, ",") {
-		h, err := eventlog.ParseAlg(strings.TrimSpace(name))
-		if err != nil {
-			return nil, usagef("--banks=%s: %v", s, err)
-		}
-		for _, b := range banks {
-			if b == h {
-				return nil, usagef("--banks=%s: %s named twice", s, name)
-			}
-		}
-		banks = append(banks, h)
+	banks, err := pcr.ParseList(s)
+	if err != nil {
+		return nil, usagef("--banks=%s: %v", s, err)
 	}
-	slices.Sort(banks)
 	return banks, nil
 }
 

@@ -22,7 +22,7 @@ import (
 
 const logUsage = `usage: kexec-measured log [--json] [--pcr N] [--firmware] [--tpm SPEC] [--log PATH] [--firmware-log FILE] [--handoff DIR]
        kexec-measured log import [--handoff DIR] [--log PATH]
-       kexec-measured log refresh [--log PATH]
+       kexec-measured log refresh [--state FILE]
 
 Shows the whole measured history of this machine since its TPM was reset:
 the firmware log's events per PCR (every event with --firmware), each boot's
@@ -47,8 +47,7 @@ func runLog(args []string, stdout, stderr io.Writer) int {
 			return runLogRefresh(args[1:], newEnv(), stdout, stderr)
 		}
 	}
-	flags := flag.NewFlagSet("log", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags := subcommandFlags("log", logUsage, stderr)
 	jsonOut := flags.Bool("json", false, "print one JSON object")
 	onlyPCR := flags.Int("pcr", -1, "show and check only PCR `N`")
 	allFirmware := flags.Bool("firmware", false, "list every firmware log event")
@@ -56,22 +55,12 @@ func runLog(args []string, stdout, stderr io.Writer) int {
 	logPath := flags.String("log", eventlog.DefaultPath(os.Getenv), "the userspace measurement log")
 	fwPath := flags.String("firmware-log", "", "the firmware TCG log (default "+eventlog.FirmwareLogPath+", then "+handoff.FirmwareCopyPath+")")
 	dir := flags.String("handoff", handoff.DefaultDir, "a handoff `DIR` that may not be imported yet")
-	flags.Usage = func() {
-		fmt.Fprint(stderr, logUsage)
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseNoOperands(flags, args, stderr); !ok {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "kexec-measured log: "+format+"\n", a...)
 		return 2
-	}
-	if flags.NArg() > 0 {
-		return fail("unexpected argument %q", flags.Arg(0))
 	}
 	in := history.Input{}
 	if *onlyPCR >= 0 {
@@ -121,6 +110,35 @@ func runLog(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// subcommandFlags returns the flag set of a subcommand that takes no
+// operands: -h prints usage and then the flags.
+func subcommandFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	flags := flag.NewFlagSet(name, flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		flags.PrintDefaults()
+	}
+	return flags
+}
+
+// parseNoOperands parses args with flags. When the command is to stop it
+// returns false and the exit status: 0 after -h, 2 for a bad flag or an
+// operand (with a message naming it).
+func parseNoOperands(flags *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "kexec-measured %s: unexpected argument %q\n", flags.Name(), flags.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }
 
 // readHistoryLog reads the log under LOCK_SH (a missing log is empty) and,

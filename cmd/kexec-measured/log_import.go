@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -27,24 +26,12 @@ handoff was refused (not a kexec-measured handoff); 2 usage or I/O error.
 
 // runLogImport runs `kexec-measured log import`.
 func runLogImport(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("log import", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags := subcommandFlags("log import", logImportUsage, stderr)
 	dir := flags.String("handoff", handoff.DefaultDir, "the unpacked handoff `DIR`ectory")
 	logPath := flags.String("log", eventlog.DefaultPath(os.Getenv), "the userspace measurement log (default $"+eventlog.PathEnv+" or "+eventlog.DefaultLogPath+")")
 	fwCopy := flags.String("firmware-copy", handoff.FirmwareCopyPath, "where to keep the handed-over firmware log copy (\"\": nowhere)")
-	flags.Usage = func() {
-		fmt.Fprint(stderr, logImportUsage)
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "kexec-measured log import: unexpected argument %q\n", flags.Arg(0))
-		return 2
+	if code, ok := parseNoOperands(flags, args, stderr); !ok {
+		return code
 	}
 	h, err := handoff.ReadDir(*dir)
 	switch {

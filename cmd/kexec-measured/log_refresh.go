@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -34,22 +33,10 @@ or I/O error.
 
 // runLogRefresh runs `kexec-measured log refresh`.
 func runLogRefresh(args []string, e env, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("log refresh", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	flags := subcommandFlags("log refresh", logRefreshUsage, stderr)
 	state := flags.String("state", e.statePath, "the load state `FILE` a measured load wrote")
-	flags.Usage = func() {
-		fmt.Fprint(stderr, logRefreshUsage)
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "kexec-measured log refresh: unexpected argument %q\n", flags.Arg(0))
-		return 2
+	if code, ok := parseNoOperands(flags, args, stderr); !ok {
+		return code
 	}
 	res, err := refreshLoad(e, *state)
 	switch {

@@ -14,10 +14,6 @@ import (
 	"path/filepath"
 )
 
-// version is the program's version, set at build time with
-// -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
-
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }

@@ -20,25 +20,44 @@ type tpmDevice interface {
 // openTPM opens the TPM that --tpm names (see tpm.Open).
 func openTPM(spec string) (tpmDevice, error) { return tpm.Open(spec) }
 
-// measurer is an open TPM and log.
-type measurer struct {
-	dev tpmDevice
-	log *eventlog.Writer
+// devices are the TPM and, unless this is a dry run, the log that a load
+// is measured into: what openDevices opened and close closes.
+type devices struct {
+	tpm tpmDevice
+	log *eventlog.Writer // nil in a dry run
 }
 
-func (m *measurer) close() {
-	m.dev.Close()
-	if m.log != nil {
-		m.log.Close()
+// apply sets the loader up to measure into d: the TPM and the log, or in
+// a dry run the TPM's banks to digest with.
+func (d *devices) apply(l *loader.Loader) {
+	if d.log == nil {
+		l.Banks = d.tpm.Banks()
+		return
 	}
+	l.PCRs, l.Log = pcrDevice{d.tpm}, d.log
 }
 
-// openMeasurer opens the TPM of --tpm and, unless this is a dry run, the
+// close closes the TPM and the log (which releases the log's lock if it
+// is still held) and returns their errors.
+func (d *devices) close() error {
+	var errs []error
+	if err := d.tpm.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the TPM: %w", err))
+	}
+	if d.log != nil {
+		if err := d.log.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the measurement log: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// openDevices opens the TPM of --tpm and, unless this is a dry run, the
 // log of --log. It returns nil (and no error) when loading goes on without
 // measuring: --tpm=none, or --tpm=auto with no TPM (with a warning), or a dry
 // run with --tpm=auto (a dry run opens a TPM only when --tpm names one, so
 // that trying a command never touches the machine's TPM).
-func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measurer, error) {
+func openDevices(o *options, e env, stderr io.Writer) (*devices, error) {
 	switch {
 	case o.tpm == "none" && o.requireTPM:
 		return nil, usagef("--require-tpm contradicts --tpm=none")
@@ -59,17 +78,14 @@ func openMeasurer(o *options, e env, l *loader.Loader, stderr io.Writer) (*measu
 	if err != nil {
 		return nil, fmt.Errorf("opening the TPM (--tpm=%s): %w", o.tpm, err)
 	}
-	m := &measurer{dev: dev}
+	d := &devices{tpm: dev}
 	if o.dryRun {
-		l.Banks = dev.Banks()
-		return m, nil
+		return d, nil
 	}
-	if m.log, err = eventlog.OpenWriter(logPath(o, e)); err != nil {
-		m.close()
-		return nil, fmt.Errorf("opening the measurement log: %w", err)
+	if d.log, err = eventlog.OpenWriter(logPath(o, e)); err != nil {
+		return nil, errors.Join(fmt.Errorf("opening the measurement log: %w", err), d.close())
 	}
-	l.PCRs, l.Log = pcrDevice{dev}, m.log
-	return m, nil
+	return d, nil
 }
 
 // logPath is the log of --log, $SYSTEMD_MEASURE_LOG_USERSPACE or the

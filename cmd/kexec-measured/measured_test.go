@@ -6,16 +6,17 @@ import (
 	"bytes"
 	"crypto"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
+	"github.com/kexec-measured/kexec-measured/internal/tmpfstest"
 
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/kexec-measured/kexec-measured/eventlog"
@@ -285,16 +286,16 @@ func TestLogFailures(t *testing.T) {
 			return filepath.Join(dir, "file", "log")
 		}, "not a directory"},
 		{"read-only directory", func(t *testing.T, dir string) string {
-			return mountTmpfs(t, dir, "ro,size=64k") + "/log"
+			return tmpfstest.Mount(t, "ro,size=64k") + "/log"
 		}, "read-only file system"},
 		{"full filesystem", func(t *testing.T, dir string) string {
-			mnt := mountTmpfs(t, dir, "size=16k")
+			mnt := tmpfstest.Mount(t, "size=16k")
 			log := mnt + "/log"
-			os.WriteFile(log, nil, 0o600)
+			if err := os.WriteFile(log, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			// Fill the filesystem so that the first append fails.
-			f, _ := os.Create(mnt + "/fill")
-			f.Write(make([]byte, 64<<10))
-			f.Close()
+			tmpfstest.Fill(t, mnt)
 			return log
 		}, "no space left on device"},
 	}
@@ -320,22 +321,6 @@ func TestLogFailures(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs with opts on a new directory under dir. It
-// needs root (CI runs as root); elsewhere the test is skipped.
-func mountTmpfs(t *testing.T, dir, opts string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
-	return mnt
-}
-
 // TestInterruptedLogWarns: a log whose sticky bit an earlier, killed writer
 // left set is reported, and the load goes on (the new records are right).
 func TestInterruptedLogWarns(t *testing.T) {
@@ -349,5 +334,77 @@ func TestInterruptedLogWarns(t *testing.T) {
 	code, _, stderr := runTest(e, "-l", kernel, "--tpm", spec, "--log", logPath)
 	if code != 0 || !strings.Contains(stderr, "interrupted") || len(sys.Loads) != 1 {
 		t.Errorf("exit %d, loads %d, stderr %q", code, len(sys.Loads), stderr)
+	}
+}
+
+// TestDryRunJSONIsTheLog: the events of a dry run's --json output are,
+// byte for byte, the records a measured load of the same request appends
+// to the log (the fake seam gives both the same boot ID, the clock the
+// same timestamp); a kernel path with '&', '<' and '>' stays as it is.
+func TestDryRunJSONIsTheLog(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	_, initrds, _ := inputs(t, dir, 2)
+	kernel := filepath.Join(dir, "a&b<c>")
+	if err := os.WriteFile(kernel, []byte("MZ kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "log")
+	args := []string{"-l", kernel, "--initrd", initrds[0], "--initrd", initrds[1], "--append", "x<y>&z", "--tpm", spec}
+	e, _ := testEnv(t)
+	code, stdout, stderr := runTest(e, append(args, "--dry-run", "--json")...)
+	if code != 0 {
+		t.Fatalf("dry run: exit %d, stderr %q", code, stderr)
+	}
+	var plan struct{ Events []json.RawMessage }
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+		t.Fatalf("dry run output: %v\n%s", err, stdout)
+	}
+	e, _ = testEnv(t)
+	if code, _, stderr := runTest(e, append(args, "--log", logPath)...); code != 0 {
+		t.Fatalf("load: exit %d, stderr %q", code, stderr)
+	}
+	logData, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for _, ev := range plan.Events {
+		want.WriteByte(0x1e)
+		want.Write(ev)
+		want.WriteByte('\n')
+	}
+	if !bytes.Equal(logData, want.Bytes()) {
+		t.Errorf("the log holds\n%q\nthe dry run's events give\n%q", logData, want.Bytes())
+	}
+	if !bytes.Contains(logData, []byte(`"path":"`+kernel+`"`)) {
+		t.Errorf("the log does not name %s as it is:\n%s", kernel, logData)
+	}
+}
+
+// closeFails is a TPM whose Close fails after closing the real one.
+type closeFails struct{ tpmDevice }
+
+func (d closeFails) Close() error {
+	return errors.Join(d.tpmDevice.Close(), errors.New("TPM close failed (fake)"))
+}
+
+// TestCloseErrorFails: an error closing the TPM after a measured load is
+// reported and fails the command.
+func TestCloseErrorFails(t *testing.T) {
+	spec, _ := swtpmtest.Start(t)
+	dir := t.TempDir()
+	kernel, _, _ := inputs(t, dir, 0)
+	e, sys := testEnv(t)
+	e.openTPM = func(spec string) (tpmDevice, error) {
+		d, err := openTPM(spec)
+		if err != nil {
+			return nil, err
+		}
+		return closeFails{d}, nil
+	}
+	code, _, stderr := runTest(e, "-l", kernel, "--tpm", spec, "--log", filepath.Join(dir, "log"))
+	if code != exitFailed || !strings.Contains(stderr, "closing the TPM: TPM close failed (fake)") || len(sys.Loads) != 1 {
+		t.Errorf("exit %d, %d loads, stderr %q; want %d and the close error", code, len(sys.Loads), stderr, exitFailed)
 	}
 }

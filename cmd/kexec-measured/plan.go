@@ -1,26 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 
-	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
+	"github.com/kexec-measured/kexec-measured/pcr"
 )
-
-// planJSON is the --dry-run --json output.
-type planJSON struct {
-	DryRun  bool              `json:"dryRun"`
-	Kernel  *componentJSON    `json:"kernel,omitempty"`
-	Initrd  *initrdJSON       `json:"initrd,omitempty"`
-	Cmdline *string           `json:"cmdline,omitempty"`
-	PCR     int               `json:"pcr"`
-	Banks   []string          `json:"banks"`
-	Events  []json.RawMessage `json:"events"`
-	Steps   []string          `json:"steps"`
-}
 
 type componentJSON struct {
 	Path   string `json:"path"`
@@ -33,62 +22,96 @@ type initrdJSON struct {
 	Components []componentJSON `json:"components"`
 }
 
-// writePlanJSON prints the plan of a dry run as one JSON object whose
-// events are the log records exactly as they would be appended.
+// writePlanJSON prints the plan of a dry run as one JSON object with the
+// fields dryRun, kernel, initrd, cmdline (these three only when a load was
+// prepared), pcr, banks, events and steps. Each event is a log record's
+// JSON text exactly as it would be appended (eventlog.Record.MarshalJSON:
+// compact, no HTML escaping), one per line; the other fields are indented
+// and not HTML-escaped either.
 func writePlanJSON(w io.Writer, o *options, res *loader.Result) error {
-	p := planJSON{DryRun: true, PCR: o.pcr, Banks: []string{}, Events: []json.RawMessage{}, Steps: res.Steps}
-	if p.Steps == nil {
-		p.Steps = []string{}
+	type field struct {
+		name  string
+		value any
 	}
+	fields := []field{{"dryRun", true}}
+	banks := []string{}
+	var events [][]byte
 	if im := res.Image; im != nil {
-		p.Kernel = &componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size}
-		p.Initrd = &initrdJSON{Size: im.InitrdSize, Components: []componentJSON{}}
+		initrd := initrdJSON{Size: im.InitrdSize, Components: []componentJSON{}}
 		for _, c := range im.Initrd {
-			p.Initrd.Components = append(p.Initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size})
+			initrd.Components = append(initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size})
 		}
-		p.Cmdline = &im.Cmdline
+		fields = append(fields,
+			field{"kernel", componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size}},
+			field{"initrd", initrd},
+			field{"cmdline", im.Cmdline})
 		for _, h := range im.Banks {
-			name, err := eventlog.AlgName(h)
+			name, err := pcr.Name(h)
 			if err != nil {
 				return err
 			}
-			p.Banks = append(p.Banks, name)
+			banks = append(banks, name)
 		}
 		for _, m := range im.Measurements {
-			b, err := m.Record.Encode()
+			text, err := m.Record.MarshalJSON()
 			if err != nil {
 				return err
 			}
-			p.Events = append(p.Events, trimRecord(b))
+			events = append(events, text)
 		}
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p)
-}
+	steps := res.Steps
+	if steps == nil {
+		steps = []string{}
+	}
+	fields = append(fields, field{"pcr", o.pcr}, field{"banks", banks})
 
-// trimRecord strips the JSON-SEQ framing (RS ... LF) of an encoded record.
-func trimRecord(b []byte) json.RawMessage {
-	if len(b) > 0 && b[0] == 0x1e {
-		b = b[1:]
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("  ", "  ")
+	b.WriteString("{\n")
+	for _, f := range fields {
+		fmt.Fprintf(&b, "  %q: ", f.name)
+		if err := enc.Encode(f.value); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // the Encoder's newline
+		b.WriteString(",\n")
 	}
-	if len(b) > 0 && b[len(b)-1] == '\n' {
-		b = b[:len(b)-1]
+	b.WriteString(`  "events": [`)
+	for i, e := range events {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("\n    ")
+		b.Write(e)
 	}
-	return b
+	if len(events) > 0 {
+		b.WriteString("\n  ")
+	}
+	b.WriteString("],\n  \"steps\": ")
+	if err := enc.Encode(steps); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1)
+	b.WriteString("\n}\n")
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // writePlanText prints the plan of a dry run for a person.
 func writePlanText(w io.Writer, o *options, res *loader.Result) error {
-	fmt.Fprintln(w, "dry run: nothing loaded, no TPM extend, no log write")
+	var b bytes.Buffer
+	fmt.Fprintln(&b, "dry run: nothing loaded, no TPM extend, no log write")
 	if im := res.Image; im != nil {
-		fmt.Fprintf(w, "kernel   %s (%d bytes)\n", im.Kernel.Path, im.Kernel.Size)
-		fmt.Fprintf(w, "initrd   %d bytes in %d component(s)\n", im.InitrdSize, len(im.Initrd))
+		fmt.Fprintf(&b, "kernel   %s (%d bytes)\n", im.Kernel.Path, im.Kernel.Size)
+		fmt.Fprintf(&b, "initrd   %d bytes in %d component(s)\n", im.InitrdSize, len(im.Initrd))
 		for i, c := range im.Initrd {
-			fmt.Fprintf(w, "  %2d  offset %10d  size %10d  %s\n", i, c.Offset, c.Size, c.Path)
+			fmt.Fprintf(&b, "  %2d  offset %10d  size %10d  %s\n", i, c.Offset, c.Size, c.Path)
 		}
-		fmt.Fprintf(w, "cmdline  %q\n", im.Cmdline)
-		fmt.Fprintf(w, "events   PCR %d\n", o.pcr)
+		fmt.Fprintf(&b, "cmdline  %q\n", im.Cmdline)
+		fmt.Fprintf(&b, "events   PCR %d\n", o.pcr)
 		for _, m := range im.Measurements {
 			desc := m.Event
 			if m.Path != "" {
@@ -97,18 +120,22 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 			if m.Segment != nil {
 				desc += fmt.Sprintf(" segment %d (%s)", *m.Segment, m.Kind)
 			}
-			fmt.Fprintf(w, "  %s  offset %d size %d\n", desc, m.Offset, m.Size)
+			fmt.Fprintf(&b, "  %s  offset %d size %d\n", desc, m.Offset, m.Size)
 			for _, h := range im.Banks {
-				name, _ := eventlog.AlgName(h)
-				fmt.Fprintf(w, "    %-7s %s\n", name, hex.EncodeToString(m.Sums[h]))
+				name, err := pcr.Name(h)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(&b, "    %-7s %s\n", name, hex.EncodeToString(m.Sums[h]))
 			}
 		}
 	}
 	if len(res.Steps) > 0 {
-		fmt.Fprintln(w, "would:")
+		fmt.Fprintln(&b, "would:")
 		for _, s := range res.Steps {
-			fmt.Fprintf(w, "  %s\n", s)
+			fmt.Fprintf(&b, "  %s\n", s)
 		}
 	}
-	return nil
+	_, err := w.Write(b.Bytes())
+	return err
 }

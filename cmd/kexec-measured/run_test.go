@@ -29,7 +29,7 @@ func testEnv(t *testing.T) (env, *loadertest.Sys) {
 			}
 			return openTPM(spec)
 		},
-		clock: func() int64 { return 1234 },
+		clock: func() (int64, error) { return 1234, nil },
 	}, sys
 }
 
@@ -52,7 +52,8 @@ func TestExitStatus(t *testing.T) {
 		args      []string
 		setup     func(*loadertest.Sys)
 		want      int
-		wantErr   string // in stderr
+		wantErr   string // in stderr; "" means stderr must be empty
+		wantOut   string // in stdout
 		wantLoads int
 		wantCalls string
 	}{
@@ -66,7 +67,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "unknown option", args: []string{"--bogus"}, want: 1, wantErr: "unrecognized option"},
 		{name: "-c", args: []string{"-c", "-l", kernel}, want: 1, wantErr: "needs kexec_file_load"},
 		{name: "command line too long", args: []string{"-l", kernel, "--append", strings.Repeat("a", 2048)}, want: 1, wantErr: "command line too long"},
-		{name: "-e with nothing loaded", args: []string{"-e"}, want: 1, wantErr: "Nothing has been loaded!"},
+		{name: "-e with nothing loaded", args: []string{"-e"}, want: 1, wantErr: "kexec-measured: loader: Nothing has been loaded!"},
 		{name: "-e", args: []string{"-e"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.KexecLoaded] = "1\n" }, want: 0, wantCalls: "sync ifdown reboot"},
 		{name: "-S with a panic kernel loaded", args: []string{"-S"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.CrashLoaded] = "1\n" }, want: 1},
 		{name: "-S with no panic kernel", args: []string{"-S"}, setup: func(s *loadertest.Sys) { s.Files[loadertest.KexecLoaded] = "1\n" }, want: 0},
@@ -78,6 +79,9 @@ func TestExitStatus(t *testing.T) {
 		{name: "-u", args: []string{"-u"}, want: 0, wantLoads: 1, wantCalls: "kexec_file_load"},
 		{name: "help", args: []string{"--help"}, want: 0},
 		{name: "dry run -f changes nothing", args: []string{"-f", kernel, "--dry-run"}, want: 0, wantCalls: ""},
+		{name: "bank names in any case", args: []string{"-l", kernel, "--dry-run", "--banks=SHA256, Sha1"}, want: 0, wantOut: "\n    sha1    "},
+		{name: "unknown bank", args: []string{"-l", kernel, "--dry-run", "--banks=sha256,md5"}, want: 1, wantErr: `--banks=sha256,md5: pcr: unknown hash bank: "md5"`},
+		{name: "bank named twice", args: []string{"-l", kernel, "--dry-run", "--banks=sha256,SHA256"}, want: 1, wantErr: "--banks=sha256,SHA256: pcr: bank"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,12 +89,18 @@ func TestExitStatus(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(sys)
 			}
-			code, _, stderr := runTest(e, tt.args...)
+			code, stdout, stderr := runTest(e, tt.args...)
 			if code != tt.want {
 				t.Errorf("exit status %d, want %d (stderr %q)", code, tt.want, stderr)
 			}
+			if tt.wantErr == "" && stderr != "" {
+				t.Errorf("stderr %q, want none", stderr)
+			}
 			if !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("stderr %q lacks %q", stderr, tt.wantErr)
+			}
+			if !strings.Contains(stdout, tt.wantOut) {
+				t.Errorf("stdout %q lacks %q", stdout, tt.wantOut)
 			}
 			if len(sys.Loads) != tt.wantLoads {
 				t.Errorf("%d kexec_file_load calls, want %d", len(sys.Loads), tt.wantLoads)

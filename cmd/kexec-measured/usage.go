@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/kexec-measured/kexec-measured/loader"
 )
 
 // writeUsage prints kexec(8)'s usage, then our options.
@@ -26,15 +28,17 @@ Options:
  -e, --exec           Execute a currently loaded kernel.
  -t, --type=TYPE      Specify the new kernel is of this type (ignored:
                       kexec_file_load detects the type).
- -s, --kexec-file-syscall Use file based syscall for kexec operation (default).
+ -s, --kexec-file-syscall
+                      Use file based syscall for kexec operation (default).
  -c, --kexec-syscall  Refused: measured loading needs kexec_file_load.
  -a, --kexec-syscall-auto  Same as -s.
  -d, --debug          Enable debugging to help spot a failure
                       (KEXEC_FILE_DEBUG).
  -S, --status         Return 1 if the type (by default crash) is loaded,
                       0 if not (-l -S asks about the normal kernel).
-     --initrd=FILE    Use FILE as an initrd component. May be repeated:
-     --ramdisk=FILE   the components are concatenated in order, each at a
+     --initrd=FILE, --ramdisk=FILE
+                      Use FILE as an initrd component. May be repeated:
+                      the components are concatenated in order, each at a
                       4-byte-aligned offset, and measured one by one.
      --append=STRING  Set the kernel command line to STRING.
      --command-line=STRING  Same as --append.
@@ -58,12 +62,14 @@ Measurement options:
      --json           With --dry-run, print the plan as one JSON object.
      --banks=LIST     Banks to digest with in a dry run without a TPM
                       (default sha256; e.g. sha1,sha256).
-     --initrd-out=FILE  Write the concatenated initrd that is loaded to FILE.
+     --initrd-out=FILE  Write the concatenated initrd that is loaded to FILE
+                      (a regular file or a new one).
+     --max-events=N   Refuse a load of more than N events (default %d).
 
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
 
 Exit status: 0 success; 1 usage error or refused request (nothing changed);
 255 failed load or measurement. With -S: 1 if loaded, 0 if not.
-`, version, name)
+`, version, name, loader.DefaultMaxEvents)
 }

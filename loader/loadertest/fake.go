@@ -43,7 +43,7 @@ type Sys struct {
 	Files   map[string]string // what ReadFile returns
 	LoadErr error
 	Loads   []Load
-	Calls   []string // every call, in order, including the measurer's
+	Calls   []string // every call, in order, including the measuring TPM's and log's
 }
 
 // NewSys returns a fake machine on which nothing is loaded, 128 MiB are
