@@ -219,11 +219,17 @@ func TestLintian(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	var tags []string
 	for _, line := range strings.Split(string(out), "\n") {
+		// lintian checks the diversion of /sbin/kexec only in some of
+		// its runs over the group (the override then goes unused): that
+		// one "unused-override" is not a finding.
+		if strings.HasPrefix(line, "I: kexec-measured-kexec: unused-override diversion-for-unknown-file sbin/kexec ") {
+			continue
+		}
 		if len(line) > 2 && line[1] == ':' && strings.ContainsRune("EWIPX", rune(line[0])) {
 			tags = append(tags, line)
 		}
 	}
-	if err != nil || len(tags) > 0 {
+	if len(tags) > 0 || (err != nil && !isOnlyUnusedOverride(out)) {
 		t.Fatalf("lintian: %v\n%s\n(all output:)\n%s", err, strings.Join(tags, "\n"), out)
 	}
 }
@@ -443,4 +449,19 @@ complete_line() { # complete_line WORD...: print the completions of the last wor
 			}
 		})
 	}
+}
+
+// isOnlyUnusedOverride reports whether lintian's only tag is the unused
+// override of the /sbin/kexec diversion (see TestLintian).
+func isOnlyUnusedOverride(out []byte) bool {
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if len(line) > 2 && line[1] == ':' && strings.ContainsRune("EWIPX", rune(line[0])) {
+			if !strings.Contains(line, "unused-override diversion-for-unknown-file sbin/kexec ") {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package dist
 
 import (
@@ -36,10 +38,7 @@ func TestShellSyntax(t *testing.T) {
 			if filepath.Base(p) == "module-setup.sh" {
 				sh = "bash"
 			}
-			if _, err := exec.LookPath(sh); err != nil {
-				t.Skipf("%s not installed", sh)
-			}
-			if out, err := exec.Command(sh, "-n", p).CombinedOutput(); err != nil {
+			if out, err := exec.Command(need(t, sh), "-n", p).CombinedOutput(); err != nil {
 				t.Errorf("%s -n %s: %v\n%s", sh, p, err, out)
 			}
 			fi, err := os.Stat(p)
@@ -59,10 +58,7 @@ func TestShellSyntax(t *testing.T) {
 // run. Any message fails the test: systemd-analyze exits 0 after warnings
 // such as an unknown key.
 func TestUnitsVerify(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("systemd-analyze not installed")
-	}
+	analyze := need(t, "systemd-analyze")
 	hostUnits := "/usr/lib/systemd/system"
 	if _, err := os.Stat(filepath.Join(hostUnits, "kexec.target")); err != nil {
 		t.Skipf("no systemd units in %s: %v", hostUnits, err)

@@ -105,9 +105,10 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 
 // executable reports whether a guest file (path without leading slash) is a
 // program: /init, what is under a bin or sbin directory, systemd's programs
-// under /usr/lib/systemd, and the dynamic loader.
+// under /usr/lib/systemd, the dynamic loader, and everything under trixie/
+// (Debian 13's tools, see trixie_test.go).
 func executable(name string) bool {
-	return name == "init" ||
+	return name == "init" || strings.HasPrefix(name, "trixie/") ||
 		strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "sbin/") ||
 		strings.HasPrefix(name, "usr/bin/") || strings.HasPrefix(name, "usr/sbin/") ||
 		strings.HasPrefix(name, "usr/lib/systemd/systemd-") ||

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // kexecRun is a scenario that loads a second kernel in stage 1, executes it,
@@ -27,6 +28,11 @@ type kexecRun struct {
 	// records systemd wrote earlier in the boot; it must stay the log's
 	// prefix byte for byte, and the checks apply to what follows it.
 	PreLog []byte
+	// Files are more files of the stage-1 initramfs (path without leading
+	// slash → data), e.g. tools a scenario runs.
+	Files map[string][]byte
+	// Timeout bounds both boots together (default vmTimeout).
+	Timeout time.Duration
 }
 
 // result is what a kexecRun observed, for scenario-specific checks.
@@ -70,12 +76,15 @@ func (r kexecRun) do(t *testing.T, e *env) result {
 	if cmdline == "" {
 		cmdline = stage1Cmdline
 	}
-	s1 := stage1{Components: r.Components, Script: r.stage1Script()}
+	s1 := stage1{Components: r.Components, Script: r.stage1Script(), Files: map[string][]byte{}}
+	for name, data := range r.Files {
+		s1.Files[name] = data
+	}
 	if r.PreLog != nil {
-		s1.Files = map[string][]byte{"prelog": r.PreLog}
+		s1.Files["prelog"] = r.PreLog
 	}
 	initrd := s1.build(t, e, dir)
-	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: cmdline, TPM: tpm})
+	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: cmdline, TPM: tpm, Timeout: r.Timeout})
 
 	if rc := c.RC(t, "load"); rc != 0 {
 		t.Fatalf("load: exit status %d, want 0", rc)

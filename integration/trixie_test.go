@@ -14,37 +14,55 @@ import (
 	"time"
 )
 
-// trixieFiles returns the files of Debian 13's systemd-pcrextend and
-// systemd-pcrlock for the guest's disk (path without leading slash → data), taken
-// from the root that integration/setup unpacks into
-// integration/.cache/trixie/root: the two programs, every library they
-// link against (as trixie's loader resolves them with --list), the TPM
+// trixieGuestFiles returns the files that run Debian 13's progs (names
+// under usr/lib/systemd or usr/bin of integration/.cache/trixie/root,
+// which integration/setup unpacks) in the guest: the run wrapper at
+// trixie/run and, under trixie/root, the programs, every library they link
+// against (as trixie's loader resolves them with --list), the TPM
 // libraries systemd and the TSS load with dlopen (tss2-esys, -rc, -mu, the
-// TCTI loader and the device TCTI) and their libraries, and the loader at
-// the programs' interpreter path, /lib64/ld-linux-x86-64.so.2. Nothing
-// else: the guest has no other libraries. Libraries go under their soname
-// paths with the content of the file the link points to.
-func trixieFiles(t *testing.T) map[string][]byte {
+// TCTI loader and the device TCTI) with their libraries, and the loader.
+// Nothing else: the guest has no libraries of its own, and every megabyte
+// costs boot time. Libraries go under their soname paths with the content
+// of the file the link points to. In the guest, `/trixie/run
+// systemd-pcrlock ...` runs as integration/.cache/trixie/run does on the
+// host (dlopen searches its --library-path too).
+func trixieGuestFiles(t *testing.T, progs ...string) map[string][]byte {
 	t.Helper()
-	root, err := filepath.Abs(".cache/trixie/root")
+	cache, err := filepath.Abs(filepath.Join(".cache", "trixie"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	if _, err := os.Stat(filepath.Join(cache, "run")); err != nil {
+		t.Fatalf("Debian 13's tools: %v (run integration/setup first)", err)
+	}
+	root := filepath.Join(cache, "root")
+	libdir := "usr/lib/x86_64-linux-gnu"
+	lib := filepath.Join(root, libdir)
 	loader := filepath.Join(lib, "ld-linux-x86-64.so.2")
-	if _, err := os.Stat(loader); err != nil {
-		t.Fatalf("%v (run integration/setup first)", err)
+	files := map[string][]byte{
+		"trixie/run": readFile(t, filepath.Join(cache, "run")),
+		filepath.Join("trixie/root", libdir, "ld-linux-x86-64.so.2"): readFile(t, loader),
 	}
-	progs := []string{"usr/lib/systemd/systemd-pcrextend", "usr/lib/systemd/systemd-pcrlock"}
-	dlopened := []string{"libtss2-esys.so.0", "libtss2-rc.so.0", "libtss2-mu.so.0",
-		"libtss2-tctildr.so.0", "libtss2-tcti-device.so.0"}
-	objects := append([]string(nil), progs...)
-	for _, l := range dlopened {
-		objects = append(objects, filepath.Join("usr/lib/x86_64-linux-gnu", l))
+	var objects []string
+	for _, prog := range progs {
+		found := false
+		for _, dir := range []string{"usr/lib/systemd", "usr/bin"} {
+			if _, err := os.Stat(filepath.Join(root, dir, prog)); err == nil {
+				objects = append(objects, filepath.Join(dir, prog))
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("Debian 13's %s is not in %s", prog, root)
+		}
 	}
-	files := map[string][]byte{"lib64/ld-linux-x86-64.so.2": readFile(t, loader)}
+	for _, l := range []string{"libtss2-esys.so.0", "libtss2-rc.so.0", "libtss2-mu.so.0",
+		"libtss2-tctildr.so.0", "libtss2-tcti-device.so.0"} {
+		objects = append(objects, filepath.Join(libdir, l))
+	}
 	for _, obj := range objects {
-		files[obj] = readFile(t, filepath.Join(root, obj))
+		files[filepath.Join("trixie/root", obj)] = readFile(t, filepath.Join(root, obj))
 		cmd := exec.Command(loader, "--library-path", lib+":"+lib+"/systemd", "--list", filepath.Join(root, obj))
 		out, err := cmd.Output()
 		if err != nil {
@@ -59,26 +77,24 @@ func trixieFiles(t *testing.T) map[string][]byte {
 			}
 			rel, err := filepath.Rel(root, f[2])
 			if err != nil || strings.HasPrefix(rel, "..") {
-				t.Fatalf("%s needs %s from outside trixie's root (%s): add its package to integration/setup", obj, f[0], f[2])
+				t.Fatalf("Debian 13's %s needs %s from outside trixie's root (%s): add its package to integration/setup", obj, f[0], f[2])
 			}
-			if _, ok := files[rel]; !ok {
-				files[rel] = readFile(t, f[2])
+			if name := filepath.Join("trixie/root", rel); files[name] == nil {
+				files[name] = readFile(t, f[2])
 			}
 		}
 	}
 	return files
 }
 
-// trixieEnv mounts the disk with Debian 13's tools (trixieFiles, as an
-// NVMe disk: the driver is built into the kernel, unlike virtio's) at
-// /trixie, defines sd PROG ARGS... to run /usr/lib/systemd/PROG from it
-// through trixie's loader with --library-path (the guest has no libraries
-// of its own; dlopen searches the same path), and points the tools at the
-// guest's TPM, its userspace log and its firmware log ($FW).
-const trixieEnv = `mkdir -p /trixie
-mount -t ext2 -o ro /dev/nvme0n1 /trixie || km no-trixie-disk
-TL=/trixie/usr/lib/x86_64-linux-gnu
-sd() { p=$1; shift; /trixie/lib64/ld-linux-x86-64.so.2 --library-path $TL:$TL/systemd /trixie/usr/lib/systemd/$p "$@"; }
+// trixieEnv mounts the disk with Debian 13's tools (trixieGuestFiles and
+// kexec-measured, as an NVMe disk: the driver is built into the kernel,
+// unlike virtio's) at /disk, links /trixie to its trixie/ (so
+// /trixie/run PROG runs a tool), and points the tools at the guest's TPM,
+// its userspace log and its firmware log ($FW).
+const trixieEnv = `mkdir -p /disk
+mount -t ext2 -o ro /dev/nvme0n1 /disk || km no-trixie-disk
+ln -sfn /disk/trixie /trixie
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 # sysfs files have size 0: copy the firmware log to see whether it is there.
 FW=/tmp/binary_bios_measurements
@@ -91,7 +107,7 @@ export SYSTEMD_FORCE_MEASURE=1 SYSTEMD_TPM2_DEVICE=/dev/tpmrm0 SYSTEMD_MEASURE_L
 // file NAME.
 func pcrlockScript(name string) string {
 	return `km fwlog ` + name + ` $FW $(wc -c <$FW)
-sd systemd-pcrlock log --json=short >/tmp/` + name + `.json; km rc ` + name + ` $?
+/trixie/run systemd-pcrlock log --json=short >/tmp/` + name + `.json; km rc ` + name + ` $?
 dump ` + name + ` /tmp/` + name + `.json
 `
 }
@@ -120,11 +136,11 @@ func TestSystemdTools(t *testing.T) {
 	dir := t.TempDir()
 	// The disk also holds kexec-measured for stage 2, which keeps the
 	// measured stage-2 component small (an init and busybox).
-	tools := trixieFiles(t)
+	tools := trixieGuestFiles(t, "systemd-pcrextend", "systemd-pcrlock")
 	tools["usr/sbin/kexec-measured"] = readFile(t, e.Binary)
 	disk := ext2Image(t, dir, tools, nil)
 	stage2 := guestPrelude + `km stage2
-` + trixieEnv + `export PATH=$PATH:/trixie/usr/sbin
+` + trixieEnv + `export PATH=$PATH:/disk/usr/sbin
 run import kexec-measured log import
 ` + pcrlockScript("pcrlock") + ourLogScript("ours") + `dump log2 $LOG
 finish
@@ -134,7 +150,7 @@ finish
 	pcrextend := func(phases ...string) string {
 		var b strings.Builder
 		for _, p := range phases {
-			b.WriteString("run pcrextend-" + p + " sd systemd-pcrextend " + p + "\n")
+			b.WriteString("run pcrextend-" + p + " /trixie/run systemd-pcrextend " + p + "\n")
 		}
 		return b.String()
 	}

@@ -26,6 +26,7 @@ type options struct {
 	kernelType   string
 
 	tpm        string
+	tpmSet     bool // --tpm was given (predict reads the TPM only when asked or by default)
 	requireTPM bool
 	pcr        int
 	logPath    string
@@ -94,7 +95,7 @@ func optSpecs() []optSpec {
 		{"command-line", 0, true, setAppend},
 		{"reuse-cmdline", 0, false, func(o *options, _ string) error { o.reuseCmdline = true; return nil }},
 
-		{"tpm", 0, true, func(o *options, v string) error { o.tpm = v; return nil }},
+		{"tpm", 0, true, func(o *options, v string) error { o.tpm, o.tpmSet = v, true; return nil }},
 		{"require-tpm", 0, false, func(o *options, _ string) error { o.requireTPM = true; return nil }},
 		{"pcr", 0, true, func(o *options, v string) error {
 			n, err := strconv.Atoi(v)
@@ -133,14 +134,22 @@ func addInitrd(o *options, v string) error {
 // setAppend: as in kexec-tools, a later --append replaces an earlier one.
 func setAppend(o *options, v string) error { o.appendLine = v; return nil }
 
-// parseArgs parses args (without the program name) the way kexec-tools'
+// parseArgs parses args (without the program name) in kexec(8) syntax; see
+// parseArgsWith.
+func parseArgs(args []string) (*options, error) { return parseArgsWith(args, nil) }
+
+// parseArgsWith parses args (without the program name) the way kexec-tools'
 // getopt_long does: options and operands may be mixed, "--" ends the
 // options, long options take "=value" or the next argument and may be
 // abbreviated to a unique prefix, short options may be grouped ("-lx") and
 // take their value attached or as the next argument. The kernel is the
 // first operand. Then, as kexec-tools' main does after getopt, it settles
-// the modes and refuses what cannot work (finishArgs).
-func parseArgs(args []string) (*options, error) {
+// the modes and refuses what cannot work (finishArgs). extra are more
+// options (a subcommand's own, such as predict's) that parse alongside
+// kexec(8)'s, so that a subcommand that takes a load's arguments parses them
+// exactly as the load does.
+func parseArgsWith(args []string, extra []optSpec) (*options, error) {
+	specs := append(optSpecs(), extra...)
 	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
 	var operands []string
 	cur := &argCursor{args: args}
@@ -152,9 +161,9 @@ func parseArgs(args []string) (*options, error) {
 			operands = append(operands, args[cur.i+1:]...)
 			cur.i = len(args)
 		case strings.HasPrefix(a, "--"):
-			err = parseLong(o, a[2:], cur)
+			err = parseLong(o, specs, a[2:], cur)
 		case len(a) > 1 && a[0] == '-':
-			err = parseShorts(o, a[1:], cur)
+			err = parseShorts(o, specs, a[1:], cur)
 		default:
 			operands = append(operands, a)
 		}
@@ -186,9 +195,9 @@ func (c *argCursor) value(name string) (string, error) {
 }
 
 // parseLong parses one long option, "name" or "name=value" (after "--").
-func parseLong(o *options, a string, cur *argCursor) error {
+func parseLong(o *options, specs []optSpec, a string, cur *argCursor) error {
 	name, val, hasVal := strings.Cut(a, "=")
-	spec, err := lookupLong(name)
+	spec, err := lookupLong(specs, name)
 	if err != nil {
 		return err
 	}
@@ -205,9 +214,9 @@ func parseLong(o *options, a string, cur *argCursor) error {
 
 // parseShorts parses a group of short options (after "-"); one that takes
 // a value takes the rest of the group, or the next argument.
-func parseShorts(o *options, group string, cur *argCursor) error {
+func parseShorts(o *options, specs []optSpec, group string, cur *argCursor) error {
 	for j := 0; j < len(group); j++ {
-		spec := lookupShort(group[j])
+		spec := lookupShort(specs, group[j])
 		if spec == nil {
 			return usagef("invalid option -- '%c'", group[j])
 		}
@@ -266,10 +275,10 @@ func finishArgs(o *options, operands []string) error {
 	return nil
 }
 
-// lookupLong finds a long option by its name or a unique prefix of it.
-func lookupLong(name string) (*optSpec, error) {
+// lookupLong finds a long option of specs by its name or a unique prefix
+// of it.
+func lookupLong(specs []optSpec, name string) (*optSpec, error) {
 	var found []*optSpec
-	specs := optSpecs()
 	for i := range specs {
 		s := &specs[i]
 		if s.long == name {
@@ -292,8 +301,7 @@ func lookupLong(name string) (*optSpec, error) {
 	return nil, usagef("option '--%s' is ambiguous; possibilities: %s", name, strings.Join(names, " "))
 }
 
-func lookupShort(c byte) *optSpec {
-	specs := optSpecs()
+func lookupShort(specs []optSpec, c byte) *optSpec {
 	for i := range specs {
 		if specs[i].short == c {
 			return &specs[i]

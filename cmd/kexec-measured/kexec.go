@@ -61,7 +61,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		return exitRefused, err
 	}
 	req := request(o)
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
+	l := newLoader(o, e, banks, stderr)
 
 	if o.doLoad {
 		// Refuse bad inputs before the TPM is opened: a bad file changes
@@ -137,6 +137,15 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 		}
 	}
 	return exitOK, nil
+}
+
+// newLoader is the loader of parsed options, for a load and for predict
+// alike (predict sets DryRun), so that both digest the same events.
+// Whatever adds or changes a load's events (such as the handoff builder)
+// belongs here, or predict will not see it; TestPredictEqualsLoad fails
+// when a load extends what its prediction did not list.
+func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
+	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
 }
 
 // request turns kexec-tools' variables into a loader request.

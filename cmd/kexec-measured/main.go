@@ -4,7 +4,7 @@
 // them with kexec_file_load.
 //
 // Invoked under any name but "kexec", a first argument that names a
-// subcommand (inspect) runs that subcommand; otherwise, and always when
+// subcommand (inspect, predict) runs that subcommand; otherwise, and always when
 // invoked as "kexec", the arguments are kexec(8) syntax.
 package main
 
@@ -35,5 +35,6 @@ func subcommands() map[string]func(args []string, stdout, stderr io.Writer) int 
 	return map[string]func([]string, io.Writer, io.Writer) int{
 		"inspect": runInspect,
 		"log":     runLog,
+		"predict": runPredict,
 	}
 }

@@ -14,6 +14,7 @@ import (
 // tpmDevice is an open TPM as the command uses it.
 type tpmDevice interface {
 	loader.PCRExtender
+	ReadPCRs(pcr int) (map[crypto.Hash][]byte, error)
 	Close() error
 }
 

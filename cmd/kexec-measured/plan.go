@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
 )
@@ -113,14 +114,7 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 		fmt.Fprintf(&b, "cmdline  %q\n", im.Cmdline)
 		fmt.Fprintf(&b, "events   PCR %d\n", o.pcr)
 		for _, m := range im.Measurements {
-			desc := m.Event
-			if m.Path != "" {
-				desc += " " + m.Path
-			}
-			if m.Segment != nil {
-				desc += fmt.Sprintf(" segment %d (%s)", *m.Segment, m.Kind)
-			}
-			fmt.Fprintf(&b, "  %s  offset %d size %d\n", desc, m.Offset, m.Size)
+			fmt.Fprintf(&b, "  %s  offset %d size %d\n", describeEvent(m.KexecContent), m.Offset, m.Size)
 			for _, h := range im.Banks {
 				name, err := pcr.Name(h)
 				if err != nil {
@@ -138,4 +132,17 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// describeEvent names an event for the text outputs of a dry run and of
+// predict: "kexec-initrd /boot/initrd.img segment 1 (gzip)".
+func describeEvent(c eventlog.KexecContent) string {
+	desc := c.Event
+	if c.Path != "" {
+		desc += " " + c.Path
+	}
+	if c.Segment != nil {
+		desc += fmt.Sprintf(" segment %d (%s)", *c.Segment, c.Kind)
+	}
+	return desc
 }

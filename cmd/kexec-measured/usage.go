@@ -68,6 +68,8 @@ Measurement options:
 
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
+  kexec-measured predict LOAD-OPTIONS [--from-zero|--log=PATH|--firmware-log=FILE]
+                 [--json|--keylime] [--pcrlock=PATH [--variant=NAME]]
 
 Exit status: 0 success; 1 usage error or refused request (nothing changed);
 255 failed load or measurement. With -S: 1 if loaded, 0 if not.
