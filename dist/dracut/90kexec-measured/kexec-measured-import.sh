@@ -1,4 +1,3 @@
-#!/bin/sh
 # dracut pre-pivot hook (sourced by dracut's init, so it must not exit):
 # import the measurement log that a measured kexec handed over into
 # /run/log/systemd/tpm2-measure.log before switch_root moves /run into the
