@@ -1,5 +1,6 @@
-# dracut module (sourced by dracut, which runs bash): put kexec-measured into the initramfs and import the
-# measurement log that a measured kexec handed over (docs/dist.md).
+# dracut module (sourced by dracut, which runs bash): put kexec-measured
+# into the initramfs and import the measurement log that a measured kexec
+# handed over (docs/dist.md).
 # Installed as /usr/lib/dracut/modules.d/90kexec-measured/.
 #
 # With systemd in the initramfs, the unit kexec-measured-import.service runs
