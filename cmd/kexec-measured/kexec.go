@@ -89,9 +89,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 				}
 			}()
 		}
-		if (d != nil || o.dryRun) && !o.noHandoff {
-			l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
-			l.LogPath = logPath(o, e)
+		if d == nil && !o.dryRun {
+			// An unmeasured load (--tpm=none, no TPM) carries no handoff.
+			l.Handoff, l.LogPath = nil, ""
 		}
 	}
 	if o.doExec && !o.doLoad && !o.dryRun {
@@ -145,7 +145,12 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 // belongs here, or predict will not see it; TestPredictEqualsLoad fails
 // when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
-	return &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
+	if !o.noHandoff {
+		l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
+		l.LogPath = logPath(o, e)
+	}
+	return l
 }
 
 // request turns kexec-tools' variables into a loader request.
