@@ -47,12 +47,15 @@ type Digest struct {
 // KexecContent is the content of a kexec-measured record. Its fields are
 // informational: a verifier trusts the digests, not the names.
 type KexecContent struct {
-	Event     string `json:"event"`
-	Path      string `json:"path,omitempty"`
-	Offset    int64  `json:"offset"`
-	Size      int64  `json:"size"`
-	Segment   *int   `json:"segment,omitempty"`
-	Kind      string `json:"kind,omitempty"`
+	Event   string `json:"event"`
+	Path    string `json:"path,omitempty"`
+	Offset  int64  `json:"offset"`
+	Size    int64  `json:"size"`
+	Segment *int   `json:"segment,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	// Section is the PE section of a unified kernel image the measured
+	// bytes are (".linux", ".ucode", ".initrd", ".cmdline").
+	Section   string `json:"section,omitempty"`
 	BootID    string `json:"bootId,omitempty"`
 	Timestamp int64  `json:"timestamp,omitempty"`
 }

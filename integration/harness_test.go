@@ -215,7 +215,6 @@ func (s *swtpm) Stop(t *testing.T) {
 
 // vm is one QEMU guest whose serial console the test reads line by line.
 type vm struct {
-	timeout time.Duration
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
 	mu      sync.Mutex
@@ -273,7 +272,7 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		timeout = vmTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	v := &vm{timeout: timeout, cancel: cancel, notify: make(chan struct{}), exited: make(chan struct{})}
+	v := &vm{cancel: cancel, timeout: timeout, notify: make(chan struct{}), exited: make(chan struct{})}
 	v.cmd = exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	stdout, err := v.cmd.StdoutPipe()
 	if err != nil {

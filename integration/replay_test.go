@@ -73,6 +73,7 @@ type logRecord struct {
 		Offset  int64  `json:"offset"`
 		Size    int64  `json:"size"`
 		Segment *int   `json:"segment"`
+		Section string `json:"section"`
 	} `json:"content"`
 }
 

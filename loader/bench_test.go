@@ -118,7 +118,7 @@ func BenchmarkPipeline(b *testing.B) {
 					if chunk == 0 {
 						copyBanks = nil
 					}
-					im, err := readInputs(kernel, files, copyBanks, pipeline{chunk: chunk})
+					im, err := readInputs(kernel, files, nil, nil, copyBanks, pipeline{chunk: chunk})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -13,6 +13,7 @@ var (
 	ErrNotRegular       = errors.New("loader: not a regular file")
 	ErrEmptyKernel      = errors.New("loader: the kernel image is empty")
 	ErrNoKernel         = errors.New("loader: no kernel specified")
+	ErrBadRange         = errors.New("loader: range outside the file")
 	ErrCmdlineTooLong   = errors.New("loader: command line too long")
 	ErrCmdlineNUL       = errors.New("loader: the command line contains a NUL byte")
 	ErrNoFixedSize      = errors.New("loader: not a file with a fixed size")

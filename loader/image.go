@@ -19,9 +19,10 @@ import (
 
 // Component is one input as placed in its memfd.
 type Component struct {
-	Path   string // as named on the command line
-	Offset int64  // within the concatenated initrd; 0 for the kernel
-	Size   int64
+	Path    string // as named on the command line
+	Offset  int64  // within the concatenated initrd; 0 for the kernel
+	Size    int64
+	Section string // the PE section of Path it was read from (Request.KernelRange, InitrdRanges); "" for the whole file
 
 	sums map[crypto.Hash][]byte // digests of the whole input, computed while copying
 }
@@ -45,7 +46,9 @@ type Image struct {
 	// nil before and without one.
 	Handoff *Component
 	Cmdline string
-	Banks   []crypto.Hash
+	// CmdlineSection is the PE section the command line came from.
+	CmdlineSection string
+	Banks          []crypto.Hash
 	// Measurements in extend order: kernel, initrd components (or their
 	// segments), command line.
 	Measurements []Measurement
@@ -154,15 +157,25 @@ func closeAll(files []*os.File) {
 // digests the kernel and each component in every one of banks (none: no
 // digests) from the read-only mappings. Every input is checked before
 // anything is copied (p says how, see copyAndDigest). The kernel memfd is sealed on return; the initrd
-// memfd carries F_SEAL_SHRINK until Seal.
-func readInputs(kernel string, initrds []string, banks []crypto.Hash, p pipeline) (*Image, error) {
+// memfd carries F_SEAL_SHRINK until Seal. kr and irs[i], when set, narrow
+// the kernel and initrd i to a range of their files (a PE section).
+func readInputs(kernel string, initrds []string, kr *Range, irs []*Range, banks []crypto.Hash, p pipeline) (*Image, error) {
 	files, err := openInputs(kernel, initrds)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(files)
 
-	im := &Image{Kernel: Component{Path: kernel}}
+	rangeOf := func(i int) *Range {
+		if i == 0 {
+			return kr
+		}
+		if i-1 < len(irs) {
+			return irs[i-1]
+		}
+		return nil
+	}
+	im := &Image{Kernel: Component{Path: kernel, Section: kr.section()}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -181,7 +194,16 @@ func readInputs(kernel string, initrds []string, banks []crypto.Hash, p pipeline
 		if err != nil {
 			return nil, &InputError{Path: f.Name(), Err: err}
 		}
-		inputs[i] = input{path: f.Name(), src: f, size: fi.Size(), dst: im.initrd}
+		inputs[i] = input{path: f.Name(), src: f, size: fi.Size(), fileSize: fi.Size(), dst: im.initrd}
+		if r := rangeOf(i); r != nil {
+			if r.Offset < 0 || r.Size < 0 || r.Offset > fi.Size() || r.Size > fi.Size()-r.Offset {
+				return nil, &InputError{Path: f.Name(), Err: fmt.Errorf("%w: %s: %d bytes at offset %d of a %d-byte file", ErrBadRange, r.Section, r.Size, r.Offset, fi.Size())}
+			}
+			inputs[i].base, inputs[i].size = r.Offset, r.Size
+		}
+	}
+	if inputs[0].size == 0 {
+		return nil, &InputError{Path: kernel, Err: ErrEmptyKernel}
 	}
 	inputs[0].dst = im.kernel
 	im.Kernel.Size = inputs[0].size
@@ -190,7 +212,7 @@ func readInputs(kernel string, initrds []string, banks []crypto.Hash, p pipeline
 		in := &inputs[i+1]
 		in.pad = align4(off) - off
 		off += in.pad
-		im.Initrd = append(im.Initrd, Component{Path: initrds[i], Offset: off, Size: in.size})
+		im.Initrd = append(im.Initrd, Component{Path: initrds[i], Offset: off, Size: in.size, Section: rangeOf(i + 1).section()})
 		off += in.size
 	}
 	im.InitrdSize = off
@@ -219,6 +241,14 @@ func readInputs(kernel string, initrds []string, banks []crypto.Hash, p pipeline
 	}
 	ok = true
 	return im, nil
+}
+
+// section is the Section of r, "" for nil.
+func (r *Range) section() string {
+	if r == nil {
+		return ""
+	}
+	return r.Section
 }
 
 // bankMap pairs banks with their digests.
@@ -256,13 +286,13 @@ func (im *Image) WriteInitrd(path string) error {
 // (the size is not known when it is measured).
 func (im *Image) addMeasurements(split, withHandoff bool, lim segments.Limits, warn io.Writer) error {
 	im.Measurements = append(im.Measurements, Measurement{
-		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size},
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventKernel, Path: absPath(im.Kernel.Path), Size: im.Kernel.Size, Section: im.Kernel.Section},
 		Sums:         maps.Clone(im.Kernel.sums),
 		data:         im.kernelMap,
 	})
 	for _, c := range im.Initrd {
 		whole := Measurement{
-			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size},
+			KexecContent: eventlog.KexecContent{Event: eventlog.EventInitrd, Path: absPath(c.Path), Offset: c.Offset, Size: c.Size, Section: c.Section},
 			data:         im.initrdMap[c.Offset : c.Offset+c.Size],
 		}
 		if !split || c.Size == 0 {
@@ -285,7 +315,7 @@ func (im *Image) addMeasurements(split, withHandoff bool, lim segments.Limits, w
 		})
 	}
 	im.Measurements = append(im.Measurements, Measurement{
-		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline))},
+		KexecContent: eventlog.KexecContent{Event: eventlog.EventCmdline, Size: int64(len(im.Cmdline)), Section: im.CmdlineSection},
 		data:         []byte(im.Cmdline),
 	})
 	return nil

@@ -44,6 +44,22 @@ type Request struct {
 	Exec     bool // -e, -f: reboot(LINUX_REBOOT_CMD_KEXEC)
 
 	InitrdOut string // write the concatenated initrd here
+
+	// KernelRange and InitrdRanges narrow inputs to byte ranges of their
+	// files, such as the PE sections of a unified kernel image; nil loads
+	// the whole file. InitrdRanges is nil or has one element per Initrds.
+	// CmdlineSection is the section field of the command line's event
+	// (".cmdline" when it came from a UKI).
+	KernelRange    *Range
+	InitrdRanges   []*Range
+	CmdlineSection string
+}
+
+// Range is Size bytes at Offset of an input file; Section names them in
+// the log record (eventlog.KexecContent.Section).
+type Range struct {
+	Offset, Size int64
+	Section      string
 }
 
 // Loader runs requests. Its zero value is not usable: Sys is required.
@@ -189,6 +205,9 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.InitrdRanges != nil && len(req.InitrdRanges) != len(req.Initrds) {
+		return nil, fmt.Errorf("loader: %d initrd ranges for %d initrds", len(req.InitrdRanges), len(req.Initrds))
+	}
 	measuring := l.PCRs != nil // checkLoad: a log with it
 	// The whole inputs are digested while they are copied; segments
 	// (--split-initrd) only once the component is in its memfd.
@@ -207,11 +226,11 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			return nil, err
 		}
 	}
-	im, err := readInputs(req.Kernel, req.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
+	im, err := readInputs(req.Kernel, req.Initrds, req.KernelRange, req.InitrdRanges, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return nil, err
 	}
-	im.Cmdline = cmdline
+	im.Cmdline, im.CmdlineSection = cmdline, req.CmdlineSection
 	if req.InitrdOut != "" {
 		if err := im.WriteInitrd(req.InitrdOut); err != nil {
 			return im, err

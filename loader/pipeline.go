@@ -20,12 +20,23 @@ const pipeAhead = 4
 
 // input is one file to copy into a memfd and, with banks, to hash there.
 type input struct {
-	path string
-	src  *os.File
-	size int64    // what fstat gave: exactly this many bytes are copied
-	pad  int64    // zero bytes written to dst before the input (alignment)
-	dst  *os.File // the memfd, written at its file offset
-	view []byte   // the input's bytes in the read-only mapping of dst
+	path     string
+	src      *os.File
+	size     int64    // what fstat gave (or the range's size): exactly this many bytes are copied
+	base     int64    // where in src they start: 0, or a range's offset (Request.KernelRange, InitrdRanges)
+	fileSize int64    // what fstat gave for src: the file must end there
+	pad      int64    // zero bytes written to dst before the input (alignment)
+	dst      *os.File // the memfd, written at its file offset
+	view     []byte   // the input's bytes in the read-only mapping of dst
+}
+
+// end is where the input's file must end: what fstat gave for it, or the
+// end of the copied bytes when fileSize is not set.
+func (in input) end() int64 {
+	if in.fileSize > 0 {
+		return in.fileSize
+	}
+	return in.base + in.size
 }
 
 // chunk is a copied range of one input, as the banks see it.
@@ -113,7 +124,7 @@ func (p pipeline) copyInputs(inputs []input, copied func(chunk)) error {
 		var off int64
 		for {
 			n := min(in.size-off, p.chunk)
-			if m, err := copyRange(in.dst, in.src, off, n, &buf); errors.Is(err, io.ErrUnexpectedEOF) {
+			if m, err := copyRange(in.dst, in.src, in.base+off, n, &buf); errors.Is(err, io.ErrUnexpectedEOF) {
 				return &InputError{Path: in.path, Err: fmt.Errorf("%w: it ended after %d of the %d bytes fstat gave (it shrank, or it has no fixed size, like the files of /proc and /sys)", ErrSizeChanged, off+m, in.size)}
 			} else if err != nil {
 				return &InputError{Path: in.path, Err: err}
@@ -121,7 +132,7 @@ func (p pipeline) copyInputs(inputs []input, copied func(chunk)) error {
 			c := chunk{in: i, data: in.view[off : off+n], last: off+n == in.size}
 			if c.last {
 				// The end is the end: nothing more to read, the size unchanged.
-				if err := checkEnd(in.src, in.size); err != nil {
+				if err := checkEnd(in.src, in.end()); err != nil {
 					return &InputError{Path: in.path, Err: err}
 				}
 			}

@@ -114,7 +114,7 @@ func TestPipelineDigests(t *testing.T) {
 		paths, contents = append(paths, p), append(contents, b)
 	}
 	banks := pcr.Banks()
-	im, err := readInputs(kernel, paths, banks, pipeline{chunk: chunk})
+	im, err := readInputs(kernel, paths, nil, nil, banks, pipeline{chunk: chunk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,15 @@ type LoadState struct {
 	Kernel  string   `json:"kernel"`
 	Initrds []string `json:"initrds"`
 	Cmdline string   `json:"cmdline"`
-	Split   bool     `json:"splitInitrd,omitempty"`
-	Debug   bool     `json:"debug,omitempty"`
-	PCR     int      `json:"pcr"`
-	Log     string   `json:"log"`
+	// KernelRange, InitrdRanges and CmdlineSection are the load's
+	// Request fields of a boot entry (a UKI's sections).
+	KernelRange    *Range   `json:"kernelRange,omitempty"`
+	InitrdRanges   []*Range `json:"initrdRanges,omitempty"`
+	CmdlineSection string   `json:"cmdlineSection,omitempty"`
+	Split          bool     `json:"splitInitrd,omitempty"`
+	Debug          bool     `json:"debug,omitempty"`
+	PCR            int      `json:"pcr"`
+	Log            string   `json:"log"`
 	// Records are the JSON texts of the load's records, as appended to
 	// the log.
 	Records []string `json:"records"`
@@ -44,6 +49,7 @@ func newState(req Request, im *Image, pcrIndex int, logPath string) (*LoadState,
 		return nil, nil
 	}
 	st := &LoadState{Kernel: req.Kernel, Initrds: slices.Clone(req.Initrds), Cmdline: im.Cmdline, Split: req.SplitInitrd,
+		KernelRange: req.KernelRange, InitrdRanges: req.InitrdRanges, CmdlineSection: req.CmdlineSection,
 		Debug: req.Debug, PCR: pcrIndex, Log: logPath}
 	for _, m := range im.Measurements {
 		text, err := m.Record.MarshalJSON()
@@ -86,12 +92,15 @@ func (l *Loader) Refresh(st *LoadState, log EventLog, logBytes func() ([]byte, e
 	if st.Split {
 		copyBanks = nil
 	}
-	im, err := readInputs(st.Kernel, st.Initrds, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
+	if st.InitrdRanges != nil && len(st.InitrdRanges) != len(st.Initrds) {
+		return res, fmt.Errorf("loader: refresh: %d initrd ranges for %d initrds", len(st.InitrdRanges), len(st.Initrds))
+	}
+	im, err := readInputs(st.Kernel, st.Initrds, st.KernelRange, st.InitrdRanges, copyBanks, pipeline{chunk: pipeChunk, afterChunk: l.afterChunk})
 	if err != nil {
 		return res, err
 	}
 	res.Image = im
-	im.Cmdline = st.Cmdline
+	im.Cmdline, im.CmdlineSection = st.Cmdline, st.CmdlineSection
 	if err := im.addMeasurements(st.Split, true, l.Limits, l.warn()); err != nil {
 		return res, err
 	}
@@ -175,7 +184,7 @@ func sameMeasurement(m *Measurement, rec eventlog.Record, pcrIndex int) error {
 	if err := jsonUnmarshalContent(rec.Content, &c); err != nil {
 		return err
 	}
-	if c.Event != m.Event || c.Offset != m.Offset || c.Size != m.Size {
+	if c.Event != m.Event || c.Offset != m.Offset || c.Size != m.Size || c.Section != m.Section {
 		return fmt.Errorf("now %s at %d, %d bytes; logged %s at %d, %d bytes", m.Event, m.Offset, m.Size, c.Event, c.Offset, c.Size)
 	}
 	return nil

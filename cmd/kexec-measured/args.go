@@ -22,6 +22,7 @@ type options struct {
 	kernel       string
 	initrds      []string
 	appendLine   string
+	appendSet    bool // --append was given (even empty): it replaces an entry's options
 	reuseCmdline bool
 	kernelType   string
 
@@ -37,6 +38,11 @@ type options struct {
 	initrdOut  string
 	banks      string
 	maxEvents  int
+
+	entry      string // --entry=ID|default
+	espPath    string // --esp-path
+	bootPath   string // --boot-path
+	ukiProfile int    // --uki-profile; -1 for the default
 }
 
 // usageError is a command line that cannot be carried out: exit status 1.
@@ -120,6 +126,24 @@ func optSpecs() []optSpec {
 			o.maxEvents = n
 			return nil
 		}},
+
+		{"entry", 0, true, func(o *options, v string) error {
+			if v == "" {
+				return usagef("--entry: empty entry ID (use --entry=default for the default entry)")
+			}
+			o.entry = v
+			return nil
+		}},
+		{"esp-path", 0, true, func(o *options, v string) error { o.espPath = v; return nil }},
+		{"boot-path", 0, true, func(o *options, v string) error { o.bootPath = v; return nil }},
+		{"uki-profile", 0, true, func(o *options, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 255 {
+				return usagef("--uki-profile=%s: a UKI profile is a number from 0 to 255", v)
+			}
+			o.ukiProfile = n
+			return nil
+		}},
 	}
 }
 
@@ -132,7 +156,7 @@ func addInitrd(o *options, v string) error {
 }
 
 // setAppend: as in kexec-tools, a later --append replaces an earlier one.
-func setAppend(o *options, v string) error { o.appendLine = v; return nil }
+func setAppend(o *options, v string) error { o.appendLine, o.appendSet = v, true; return nil }
 
 // parseArgs parses args (without the program name) in kexec(8) syntax; see
 // parseArgsWith.
@@ -150,7 +174,7 @@ func parseArgs(args []string) (*options, error) { return parseArgsWith(args, nil
 // exactly as the load does.
 func parseArgsWith(args []string, extra []optSpec) (*options, error) {
 	specs := append(optSpecs(), extra...)
-	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256"}
+	o := &options{doLoad: true, doShutdown: true, doSync: true, syscall: 's', tpm: "auto", pcr: 9, banks: "sha256", ukiProfile: -1}
 	var operands []string
 	cur := &argCursor{args: args}
 	for cur.i = 0; cur.i < len(args); cur.i++ {
@@ -266,8 +290,14 @@ func finishArgs(o *options, operands []string) error {
 		return usagef("-c/--kexec-syscall is not supported: measured loading needs kexec_file_load, " +
 			"where the kernel reads the very bytes that were measured (use -s, the default)")
 	}
-	if o.doLoad && o.kernel == "" {
+	if o.doLoad && o.kernel == "" && o.entry == "" {
 		return usagef("no kernel specified")
+	}
+	if o.entry != "" && o.kernel != "" {
+		return usagef("--entry=%s and the kernel %s: give one of them", o.entry, o.kernel)
+	}
+	if o.entry != "" && o.ukiProfile >= 0 {
+		return usagef("--uki-profile applies to a UKI named on the command line; with --entry, name the profile's entry (--entry=NAME.efi@PROFILE)")
 	}
 	if o.initrdOut != "" && !o.doLoad {
 		return usagef("--initrd-out needs a load (-l, -p, -f or no mode)")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kexec-measured/kexec-measured/bootentry"
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
@@ -17,7 +18,9 @@ const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests
 
 Walks each initramfs image the way the kernel unpacks it and prints its
 segments: uncompressed cpio archives and compressed members, with the NUL
-padding after each, their digests, and what the kernel would reject.
+padding after each, their digests, and what the kernel would reject. A
+unified kernel image (a PE with a .linux section) is shown as its sections
+with their digests, then the segments of its .ucode and .initrd sections.
 
 Exit status: 0 every image parses cleanly, 1 warnings or unparsed bytes,
 2 usage or I/O error.
@@ -89,8 +92,25 @@ func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, s
 		fmt.Fprintf(stderr, "kexec-measured inspect: %s: size: %v\n", path, err)
 		return 2
 	}
+	if bootentry.IsPE(f) {
+		if u, err := bootentry.InspectUKI(f, size, segments.InspectOptions{List: list, Digests: algs}); err == nil {
+			u.Image = path
+			return writeReport(u, u.Clean(), nil, path, algs, list, jsonOut, stdout, stderr)
+		}
+	}
 	rep, ierr := segments.Inspect(f, size, segments.InspectOptions{List: list, Digests: algs})
 	rep.Image = path
+	return writeReport(rep, rep.Clean(), ierr, path, algs, list, jsonOut, stdout, stderr)
+}
+
+// report is an inspect report: of an initramfs image or of a UKI.
+type report interface {
+	WriteText(w io.Writer, algs []crypto.Hash, list bool) error
+}
+
+// writeReport prints rep and returns the exit status.
+func writeReport(rep report, clean bool, ierr error, path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
+	var err error
 	if jsonOut {
 		err = json.NewEncoder(stdout).Encode(rep)
 	} else {
@@ -103,7 +123,7 @@ func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, s
 	case ierr != nil:
 		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
 		return 2
-	case !rep.Clean():
+	case !clean:
 		return 1
 	}
 	return 0

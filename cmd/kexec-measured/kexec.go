@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kexec-measured/kexec-measured/bootentry"
 	"github.com/kexec-measured/kexec-measured/handoff"
 	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
@@ -23,6 +24,7 @@ const (
 type env struct {
 	sys     loader.Syscalls
 	getenv  func(string) string
+	efivars string // efivarfs, for the boot entry pointers ("" reads none)
 	openTPM func(spec string) (tpmDevice, error)
 	clock   func() (int64, error)
 	// statePath is where a measured load keeps its state for `log
@@ -64,6 +66,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 	l := newLoader(o, e, banks, stderr)
 
 	if o.doLoad {
+		if err := resolveBoot(o, e, &req, stderr); err != nil {
+			return exitRefused, err
+		}
 		// Refuse bad inputs before the TPM is opened: a bad file changes
 		// nothing, not even a TPM session.
 		if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
@@ -90,8 +95,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 			}()
 		}
 		if d == nil && !o.dryRun {
-			// An unmeasured load (--tpm=none, no TPM) carries no handoff.
-			l.Handoff, l.LogPath = nil, ""
+			l.Handoff = nil // an unmeasured load hands nothing over
 		}
 	}
 	if o.doExec && !o.doLoad && !o.dryRun {
@@ -147,6 +151,9 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
 	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
 	if !o.noHandoff {
+		// A measured load and every dry run (predict's too) carry the
+		// handoff and its kexec-handoff event; kexec drops it again for an
+		// unmeasured load.
 		l.Handoff = &handoff.Builder{LogPath: logPath(o, e), FirmwarePaths: handoff.DefaultFirmwarePaths()}
 		l.LogPath = logPath(o, e)
 	}
@@ -205,5 +212,5 @@ func parseBanks(s string) ([]crypto.Hash, error) {
 
 // newEnv is the real machine.
 func newEnv() env {
-	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, openTPM: openTPM, clock: bootClock, statePath: loader.DefaultStatePath}
+	return env{sys: loader.NewSyscalls(), getenv: os.Getenv, efivars: bootentry.DefaultEFIVars, openTPM: openTPM, clock: bootClock, statePath: loader.DefaultStatePath}
 }

@@ -13,9 +13,10 @@ import (
 )
 
 type componentJSON struct {
-	Path   string `json:"path"`
-	Offset int64  `json:"offset"`
-	Size   int64  `json:"size"`
+	Path    string `json:"path"`
+	Offset  int64  `json:"offset"`
+	Size    int64  `json:"size"`
+	Section string `json:"section,omitempty"`
 }
 
 type initrdJSON struct {
@@ -40,10 +41,10 @@ func writePlanJSON(w io.Writer, o *options, res *loader.Result) error {
 	if im := res.Image; im != nil {
 		initrd := initrdJSON{Size: im.InitrdSize, Components: []componentJSON{}}
 		for _, c := range im.Initrd {
-			initrd.Components = append(initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size})
+			initrd.Components = append(initrd.Components, componentJSON{Path: c.Path, Offset: c.Offset, Size: c.Size, Section: c.Section})
 		}
 		fields = append(fields,
-			field{"kernel", componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size}},
+			field{"kernel", componentJSON{Path: im.Kernel.Path, Size: im.Kernel.Size, Section: im.Kernel.Section}},
 			field{"initrd", initrd},
 			field{"cmdline", im.Cmdline})
 		for _, h := range im.Banks {
@@ -106,10 +107,10 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 	var b bytes.Buffer
 	fmt.Fprintln(&b, "dry run: nothing loaded, no TPM extend, no log write")
 	if im := res.Image; im != nil {
-		fmt.Fprintf(&b, "kernel   %s (%d bytes)\n", im.Kernel.Path, im.Kernel.Size)
+		fmt.Fprintf(&b, "kernel   %s%s (%d bytes)\n", im.Kernel.Path, sectionSuffix(im.Kernel.Section), im.Kernel.Size)
 		fmt.Fprintf(&b, "initrd   %d bytes in %d component(s)\n", im.InitrdSize, len(im.Initrd))
 		for i, c := range im.Initrd {
-			fmt.Fprintf(&b, "  %2d  offset %10d  size %10d  %s\n", i, c.Offset, c.Size, c.Path)
+			fmt.Fprintf(&b, "  %2d  offset %10d  size %10d  %s%s\n", i, c.Offset, c.Size, c.Path, sectionSuffix(c.Section))
 		}
 		fmt.Fprintf(&b, "cmdline  %q\n", im.Cmdline)
 		fmt.Fprintf(&b, "events   PCR %d\n", o.pcr)
@@ -134,6 +135,14 @@ func writePlanText(w io.Writer, o *options, res *loader.Result) error {
 	return err
 }
 
+// sectionSuffix spells a UKI section after a path: " [.linux]".
+func sectionSuffix(section string) string {
+	if section == "" {
+		return ""
+	}
+	return " [" + section + "]"
+}
+
 // describeEvent names an event for the text outputs of a dry run and of
 // predict: "kexec-initrd /boot/initrd.img segment 1 (gzip)".
 func describeEvent(c eventlog.KexecContent) string {
@@ -141,6 +150,7 @@ func describeEvent(c eventlog.KexecContent) string {
 	if c.Path != "" {
 		desc += " " + c.Path
 	}
+	desc += sectionSuffix(c.Section)
 	if c.Segment != nil {
 		desc += fmt.Sprintf(" segment %d (%s)", *c.Segment, c.Kind)
 	}

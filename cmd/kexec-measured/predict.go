@@ -143,7 +143,12 @@ func checkPredict(o *options, po *predictOptions) error {
 // runPrediction reads the start value, runs the loader's dry run, and
 // prints (and writes) the prediction.
 func runPrediction(o *options, po *predictOptions, e env, stdout, stderr io.Writer) error {
-	if err := loader.CheckInputs(o.kernel, o.initrds); err != nil {
+	req := request(o)
+	// --entry and UKIs resolve to the same parts as for a load.
+	if err := resolveBoot(o, e, &req, stderr); err != nil {
+		return err
+	}
+	if err := loader.CheckInputs(req.Kernel, req.Initrds); err != nil {
 		return err
 	}
 	start, err := predictStart(o, po, e)
@@ -158,7 +163,6 @@ func runPrediction(o *options, po *predictOptions, e env, stdout, stderr io.Writ
 	}
 	l := newLoader(o, e, banks, stderr)
 	l.DryRun = true
-	req := request(o)
 	req.Load, req.Unload, req.Status = true, false, false
 	req.Shutdown, req.Sync, req.IfDown, req.Exec = false, false, false, false
 	res, err := l.Run(req)
@@ -186,7 +190,7 @@ func runPrediction(o *options, po *predictOptions, e env, stdout, stderr io.Writ
 		if name == "" && strings.HasSuffix(po.pcrlock, predict.DirSuffix) {
 			// /boot/vmlinuz is usually a link to the versioned file:
 			// name the variant after the kernel it is now.
-			kernel := o.kernel
+			kernel := req.Kernel
 			if r, err := filepath.EvalSymlinks(kernel); err == nil {
 				kernel = r
 			}

@@ -66,6 +66,17 @@ Measurement options:
                       (a regular file or a new one).
      --max-events=N   Refuse a load of more than N events (default %d).
 
+Boot entries (docs/entries.md):
+     --entry=ID|default  Load the boot loader entry ID, or the one systemd
+                      would boot: its linux, every initrd line as a component,
+                      its options as the command line (unless --append or
+                      --reuse-cmdline). Instead of a kernel argument.
+     --esp-path=DIR   The EFI System Partition (default: as bootctl finds it).
+     --boot-path=DIR  The XBOOTLDR partition.
+     --uki-profile=N  The profile of a unified kernel image (default 0).
+A kernel that is a unified kernel image (a PE with .linux) loads its .linux,
+.ucode and .initrd sections and its .cmdline, each measured as its own event.
+
 Subcommands (only when not invoked as kexec):
   kexec-measured inspect [--json] [--list] [--digests=LIST] IMAGE...
   kexec-measured predict LOAD-OPTIONS [--from-zero|--log=PATH|--firmware-log=FILE]
