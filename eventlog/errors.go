@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kexec-measured/kexec-measured/pcr"
 )
@@ -17,6 +18,11 @@ var (
 	// happened. It is a warning-class error: it comes back together with a
 	// usable result (the records read, or a Writer that holds the lock).
 	ErrInterrupted = errors.New("eventlog: log was left by an interrupted write (sticky bit set)")
+	// ErrDamaged reports a log that holds bytes that are not well-formed
+	// records (skipped by the reader, see SkipError): they may have been
+	// records, so the log may not explain the PCRs. Like ErrInterrupted it
+	// is a warning-class error.
+	ErrDamaged = errors.New("eventlog: log holds bytes that are not well-formed records")
 	// ErrMalformed reports a record that is not valid JSON or lacks a
 	// required field.
 	ErrMalformed = errors.New("eventlog: malformed record")
@@ -45,6 +51,42 @@ func (e *InterruptedError) Error() string {
 
 // Is reports whether target is ErrInterrupted.
 func (e *InterruptedError) Is(target error) bool { return target == ErrInterrupted }
+
+// DamagedError is the error of a writer whose Lock found ranges of the log
+// that are not well-formed records. errors.Is(err, ErrDamaged) is true for
+// it; errors.As finds each *SkipError.
+type DamagedError struct {
+	Path    string
+	Skipped []*SkipError
+}
+
+func (e *DamagedError) Error() string {
+	var total int64
+	var ranges []string
+	for i, s := range e.Skipped {
+		total += s.Size
+		if i < 3 {
+			ranges = append(ranges, fmt.Sprintf("%d-%d", s.Offset, s.Offset+s.Size))
+		}
+	}
+	if len(e.Skipped) > 3 {
+		ranges = append(ranges, fmt.Sprintf("and %d more", len(e.Skipped)-3))
+	}
+	return fmt.Sprintf("eventlog: %s: %d bytes in %d ranges are not well-formed records (bytes %s; first: %v): records there may be lost, so the log may not explain the PCRs",
+		e.Path, total, len(e.Skipped), strings.Join(ranges, ", "), e.Skipped[0].Err)
+}
+
+// Is reports whether target is ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// Unwrap returns the skipped ranges.
+func (e *DamagedError) Unwrap() []error {
+	errs := make([]error, len(e.Skipped))
+	for i, s := range e.Skipped {
+		errs[i] = s
+	}
+	return errs
+}
 
 // RecordError locates an error in a log: the record's index (from 0) and the
 // byte offset of its RS.

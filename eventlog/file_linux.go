@@ -5,6 +5,7 @@ package eventlog
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ type Log struct {
 	// Interrupted is true if the file's sticky bit was set: a writer
 	// stopped between a PCR extend and the end of its append.
 	Interrupted bool
+	// Skipped are the ranges that hold no well-formed record; Records
+	// holds every record before, between and after them.
+	Skipped []*SkipError
 }
 
 // ReadFile reads the log at path under a shared flock (LOCK_SH), so that it
@@ -27,9 +31,11 @@ type Log struct {
 //
 // If the sticky bit is set, ReadFile returns the complete Log with
 // Interrupted set together with an *InterruptedError (errors.Is
-// ErrInterrupted). A malformed or truncated record gives the records before
-// it together with a *RecordError. A missing file gives an error wrapping
-// fs.ErrNotExist; the caller decides whether that means an empty log.
+// ErrInterrupted). Ranges that are not well-formed records are skipped
+// (Log.Skipped) and the records after them read; they give a *SkipError
+// each, joined into the error (errors.Is ErrMalformed or ErrTruncated). A
+// missing file gives an error wrapping fs.ErrNotExist; the caller decides
+// whether that means an empty log.
 func ReadFile(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -48,7 +54,9 @@ func ReadFile(path string) (*Log, error) {
 		return nil, fmt.Errorf("eventlog: %s is not a regular file (%v)", path, st.Mode().Type())
 	}
 	log := &Log{Path: path, Interrupted: st.Mode()&fs.ModeSticky != 0}
-	log.Records, err = ReadAll(f)
+	lr := NewReader(f)
+	log.Records, err = readAll(lr)
+	log.Skipped = lr.Skipped()
 	if err != nil {
 		return log, fmt.Errorf("eventlog: read %s: %w", path, err)
 	}
@@ -82,7 +90,8 @@ type Writer struct {
 
 // OpenWriter opens (creating it, mode 0600) the log at path for appending,
 // creating missing parent directories with mode 0755. The file is opened
-// with O_APPEND|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NOCTTY (and O_NONBLOCK, so a
+// with O_RDWR|O_APPEND|O_CREAT|O_NOFOLLOW|O_CLOEXEC|O_NOCTTY (read, so that
+// Lock can check what is already in it) (and O_NONBLOCK, so a
 // FIFO at the path cannot block us), and must be a regular file. Errors name
 // the path: a symlink at the path gives ELOOP, a read-only directory EACCES
 // or EROFS.
@@ -90,7 +99,7 @@ func OpenWriter(path string) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("eventlog: create parent directories of %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("eventlog: open log for writing: %w", err)
 	}
@@ -110,11 +119,16 @@ func OpenWriter(path string) (*Writer, error) {
 func (w *Writer) Path() string { return w.path }
 
 // Lock takes the exclusive lock (flock LOCK_EX), waiting for other writers
-// and readers. If the file's sticky bit is set (an earlier writer stopped
-// between extend and append), Lock still holds the lock and returns an
-// *InterruptedError (errors.Is ErrInterrupted): the caller may go on
-// appending (the sticky bit then stays set for good, as systemd leaves it)
-// or Unlock. Other errors leave the log unlocked.
+// and readers, and checks the log's state under it. If the file's sticky
+// bit is set (an earlier writer stopped between extend and append), Lock
+// still holds the lock and returns an *InterruptedError (errors.Is
+// ErrInterrupted). If the log holds ranges that are not well-formed records
+// (garbage, a record cut short, bad JSON), Lock still holds the lock and
+// returns a *DamagedError (errors.Is ErrDamaged) naming each range. Both
+// may come together (errors.Join). Either way the caller may go on
+// appending (the sticky bit then stays set for good, as systemd leaves it;
+// the records appended are read after the damage) or Unlock. Other errors
+// leave the log unlocked.
 func (w *Writer) Lock() error {
 	if w.locked {
 		return fmt.Errorf("%w: Lock of %s while locked", ErrWriterState, w.path)
@@ -127,12 +141,21 @@ func (w *Writer) Lock() error {
 		flock(w.f, unix.LOCK_UN) //nolint:errcheck // reporting the stat error
 		return fmt.Errorf("eventlog: stat %s: %w", w.path, err)
 	}
+	lr := NewReader(io.NewSectionReader(w.f, 0, st.Size()))
+	if _, err := readAll(lr); err != nil && len(lr.Skipped()) == 0 {
+		flock(w.f, unix.LOCK_UN) //nolint:errcheck // reporting the read error
+		return fmt.Errorf("eventlog: read %s: %w", w.path, err)
+	}
 	w.locked = true
 	w.interrupted = st.Mode()&fs.ModeSticky != 0
+	var errs []error
 	if w.interrupted {
-		return &InterruptedError{Path: w.path}
+		errs = append(errs, &InterruptedError{Path: w.path})
 	}
-	return nil
+	if s := lr.Skipped(); len(s) > 0 {
+		errs = append(errs, &DamagedError{Path: w.path, Skipped: s})
+	}
+	return errors.Join(errs...)
 }
 
 // BeginWrite marks the log as being written by setting its sticky bit

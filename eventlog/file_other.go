@@ -12,6 +12,7 @@ type Log struct {
 	Path        string
 	Records     []Record
 	Interrupted bool
+	Skipped     []*SkipError
 }
 
 // ReadFile is only implemented on Linux; elsewhere it returns

@@ -3,6 +3,8 @@ package eventlog
 import (
 	"bytes"
 	"crypto"
+	"errors"
+	"io"
 	"testing"
 )
 
@@ -16,25 +18,60 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("\x1e{\"pcr\":9}\n\x1e"))
 	f.Add([]byte("\x1e\n"))
 	f.Add([]byte{})
+	f.Add([]byte("garbage\x1e{\"pcr\":9,]\n" + systemdRecord(11, "a", "phase", 1) + "tail"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		recs, err := ReadAll(bytes.NewReader(in))
-		if err != nil {
-			// The records before the error re-encode to a prefix of in.
-			out, encErr := Encode(recs)
-			if encErr != nil || !bytes.HasPrefix(in, out) {
-				t.Fatalf("records before the error do not re-encode to a prefix: %v", encErr)
+		// The records and the skipped ranges tile the input, in order.
+		r := NewReader(bytes.NewReader(in))
+		var recs []Record
+		pos := 0
+		for {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
 			}
-			return
+			var se *SkipError
+			if errors.As(err, &se) {
+				if se.Offset != int64(pos) || se.Size <= 0 {
+					t.Fatalf("skipped range %d+%d, want one at %d", se.Offset, se.Size, pos)
+				}
+				pos += int(se.Size)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			enc, err := rec.Encode()
+			if err != nil || !bytes.HasPrefix(in[pos:], enc) {
+				t.Fatalf("record at %d does not re-encode to its bytes (%v)", pos, err)
+			}
+			pos += len(enc)
+			recs = append(recs, rec)
 		}
-		out, err := Encode(recs)
-		if err != nil {
-			t.Fatalf("Encode of accepted records: %v", err)
-		}
-		if !bytes.Equal(out, in) {
-			t.Fatalf("round trip differs:\nin  %q\nout %q", in, out)
+		if pos != len(in) {
+			t.Fatalf("records and skipped ranges cover %d of %d bytes", pos, len(in))
 		}
 		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
 			Replay(recs, []crypto.Hash{h}) //nolint:errcheck // must not panic; missing digests are errors
+		}
+	})
+}
+
+// FuzzReaderRecovery puts any bytes before well-formed records: the records
+// are all returned, after whatever the garbage held.
+func FuzzReaderRecovery(f *testing.F) {
+	f.Add([]byte("garbage"))
+	f.Add([]byte("\x1e{\"pcr\":"))
+	f.Add([]byte(systemdRecord(11, "a", "phase", 1) + "x"))
+	f.Add([]byte{0x1e, 0x1e, '\n'})
+	good := systemdRecord(9, "ours", "phase", 1) + systemdRecord(11, "theirs", "phase", 2)
+	f.Fuzz(func(t *testing.T, garbage []byte) {
+		recs, _ := ReadAll(bytes.NewReader(append(bytes.Clone(garbage), good...)))
+		if len(recs) < 2 {
+			t.Fatalf("%d records after %q, want at least the 2 good ones", len(recs), garbage)
+		}
+		out, err := Encode(recs[len(recs)-2:])
+		if err != nil || string(out) != good {
+			t.Fatalf("the last records are not the good ones after %q", garbage)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
 )
@@ -100,7 +101,7 @@ func TestReaderErrors(t *testing.T) {
 		nGood  int   // records returned before the error
 	}{
 		{"bytes before the first RS", "{}\n", ErrMalformed, 0, 0, 0},
-		{"garbage between records", good + "x" + good, ErrMalformed, 0, 0, 0},
+		{"garbage between records", good + "x", ErrMalformed, 1, int64(len(good)), 1},
 		{"no LF at the end", good + strings.TrimSuffix(good, "\n"), ErrTruncated, 1, int64(len(good)), 1},
 		{"empty record", "\x1e", ErrTruncated, 0, 0, 0},
 		{"only LF", "\x1e\n", ErrMalformed, 0, 0, 0},
@@ -120,7 +121,9 @@ func TestReaderErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, err := ReadAll(strings.NewReader(tc.in))
+			// The bad bytes are skipped and a good record after them is
+			// still read (RFC 7464 §2.3).
+			recs, err := ReadAll(strings.NewReader(tc.in + good))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("ReadAll = %v, want %v", err, tc.want)
 			}
@@ -128,15 +131,84 @@ func TestReaderErrors(t *testing.T) {
 			if !errors.As(err, &re) || re.Index != tc.index || re.Offset != tc.offset {
 				t.Errorf("error %v: want record %d at offset %d", err, tc.index, tc.offset)
 			}
-			if len(recs) != tc.nGood {
-				t.Errorf("%d records before the error, want %d", len(recs), tc.nGood)
+			var se *SkipError
+			if !errors.As(err, &se) || se.Offset < tc.offset || se.Offset+se.Size != int64(len(tc.in)) {
+				t.Errorf("error %v: want a skipped range from offset %d to %d", err, tc.offset, len(tc.in))
+			}
+			if len(recs) != tc.nGood+1 || string(recs[len(recs)-1].Raw)+"\n" != good[1:] {
+				t.Errorf("%d records, want %d and the good one last", len(recs), tc.nGood+1)
 			}
 		})
 	}
 }
 
-func TestReaderErrorIsSticky(t *testing.T) {
-	r := NewReader(strings.NewReader("x" + systemdRecord(11, "x", "phase", 1)))
+// TestReaderRecovers is issue 13's corrupt logs: whatever is already in the
+// log, the records appended after it are read, and each skipped range is
+// reported with its offset.
+func TestReaderRecovers(t *testing.T) {
+	var five string
+	for i := range 5 {
+		five += systemdRecord(9, fmt.Sprintf("ours-%d", i), "phase", i)
+	}
+	first := systemdRecord(11, "systemd", "phase", 1)
+	tests := []struct {
+		name    string
+		before  string
+		nBefore int // good records in before
+		skipped []int64
+	}{
+		{"garbage", "garbage \x00\xff", 0, []int64{0}},
+		{"garbage after a record", first + "garbage", 1, []int64{int64(len(first))}},
+		{"truncated last record", first + strings.TrimSuffix(first, "\n")[:40], 1, []int64{int64(len(first))}},
+		{"invalid JSON", "\x1e{\"pcr\":9,]\n" + first, 1, []int64{0}},
+		{"2 MiB record", "\x1e{\"x\":\"" + strings.Repeat("a", 2<<20) + "\"}\n" + first, 1, []int64{0}},
+		{"two bad ranges", "\x1e{\n" + first + "\x1e]\n", 1, []int64{0, int64(3 + len(first))}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.before + five
+			r := NewReader(strings.NewReader(in))
+			var recs []Record
+			for {
+				rec, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				var se *SkipError
+				if errors.As(err, &se) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				recs = append(recs, rec)
+			}
+			if len(recs) != tc.nBefore+5 {
+				t.Fatalf("%d records, want %d", len(recs), tc.nBefore+5)
+			}
+			out, _ := Encode(recs[tc.nBefore:])
+			if string(out) != five {
+				t.Errorf("the records after the damage differ")
+			}
+			var offs []int64
+			var total int64
+			for _, se := range r.Skipped() {
+				offs = append(offs, se.Offset)
+				total += se.Size
+			}
+			if fmt.Sprint(offs) != fmt.Sprint(tc.skipped) {
+				t.Errorf("skipped at %v, want %v", offs, tc.skipped)
+			}
+			whole, _ := Encode(recs)
+			if int64(len(whole))+total != int64(len(in)) {
+				t.Errorf("records (%d bytes) and skipped ranges (%d bytes) do not tile the %d input bytes", len(whole), total, len(in))
+			}
+		})
+	}
+}
+
+func TestReaderReadErrorIsSticky(t *testing.T) {
+	r := NewReader(io.MultiReader(strings.NewReader(systemdRecord(11, "x", "phase", 1)), iotest.ErrReader(errors.New("disk on fire"))))
 	_, err1 := r.Next()
 	_, err2 := r.Next()
 	if err1 == nil || err1 != err2 {

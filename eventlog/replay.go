@@ -3,6 +3,7 @@ package eventlog
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -19,8 +20,13 @@ type PCRValues map[crypto.Hash][pcr.Count][]byte
 // for the PCRs that only userspace extends (e.g. PCR 9 on a kexec'd boot,
 // or 11-15), not for the firmware's.
 //
-// A record without a digest for one of banks gives a *RecordError wrapping
-// ErrMissingDigest; a hash without a CEL-JSON name pcr.ErrUnknownBank.
+// A record without a digest for one of banks makes that PCR of that bank
+// unknown: its value is nil, Compare fails for it, and the error is a
+// *RecordError wrapping ErrMissingDigest (one per PCR and bank, joined with
+// errors.Join). Every other PCR is still replayed, so the values come back
+// together with the error. A record of a PCR out of range is left out the
+// same way (ErrMalformed). Only a hash without a CEL-JSON name
+// (pcr.ErrUnknownBank) gives no values.
 func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 	values := make(PCRValues, len(banks))
 	for _, h := range banks {
@@ -33,21 +39,28 @@ func Replay(records []Record, banks []crypto.Hash) (PCRValues, error) {
 		}
 		values[h] = pcrs
 	}
+	var errs []error
 	for i, rec := range records {
 		if pcr.Check(rec.PCR) != nil {
-			return nil, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("%w: PCR %d out of range", ErrMalformed, rec.PCR)}
+			errs = append(errs, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("%w: PCR %d out of range", ErrMalformed, rec.PCR)})
+			continue
 		}
 		for _, h := range banks {
+			pcrs := values[h]
+			if pcrs[rec.PCR] == nil {
+				continue // already unknown
+			}
 			sum, err := rec.Sum(h)
 			if err != nil {
-				return nil, &RecordError{Index: i, Offset: -1, Err: err}
+				errs = append(errs, &RecordError{Index: i, Offset: -1, Err: fmt.Errorf("PCR %d: %w", rec.PCR, err)})
+				pcrs[rec.PCR] = nil
+			} else {
+				pcrs[rec.PCR] = pcr.Extend(h, pcrs[rec.PCR], sum)
 			}
-			pcrs := values[h]
-			pcrs[rec.PCR] = pcr.Extend(h, pcrs[rec.PCR], sum)
 			values[h] = pcrs
 		}
 	}
-	return values, nil
+	return values, errors.Join(errs...)
 }
 
 // Compare checks the value actual read from PCR index of bank h against the
@@ -61,6 +74,9 @@ func (v PCRValues) Compare(index int, h crypto.Hash, actual []byte) error {
 	}
 	if err := pcr.Check(index); err != nil {
 		return fmt.Errorf("eventlog: compare: %w", err)
+	}
+	if pcrs[index] == nil {
+		return fmt.Errorf("%w: PCR %d of bank %v could not be replayed", ErrMissingDigest, index, h)
 	}
 	if !bytes.Equal(pcrs[index], actual) {
 		return &MismatchError{PCR: index, Bank: h, Replayed: slices.Clone(pcrs[index]), Actual: slices.Clone(actual)}

@@ -94,6 +94,27 @@ func TestReplayMissingDigest(t *testing.T) {
 	if !errors.Is(err, ErrMissingDigest) || !errors.As(err, &re) || re.Index != 0 {
 		t.Fatalf("Replay(sha384) = %v, want ErrMissingDigest at record 0", err)
 	}
+	// Only the PCR concerned fails: a record of another PCR that has every
+	// bank is still replayed.
+	other := fmt.Sprintf("\x1e"+`{"pcr":15,"digests":[{"hashAlg":"sha256","digest":"%x"},{"hashAlg":"sha384","digest":"%x"}],"content_type":"x"}`+"\n",
+		hashtest.Sum(crypto.SHA256, []byte("c")), hashtest.Sum(crypto.SHA384, []byte("c")))
+	more, err := ReadAll(strings.NewReader(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := Replay(append(more, recs...), []crypto.Hash{crypto.SHA256, crypto.SHA384})
+	if !errors.Is(err, ErrMissingDigest) || !errors.As(err, &re) || re.Index != 1 {
+		t.Fatalf("Replay(sha384) = %v, want ErrMissingDigest at record 1", err)
+	}
+	if cerr := values.Compare(11, crypto.SHA384, make([]byte, 48)); !errors.Is(cerr, ErrMissingDigest) {
+		t.Errorf("Compare(11, sha384) = %v, want ErrMissingDigest", cerr)
+	}
+	if cerr := values.Compare(11, crypto.SHA256, hashtest.ExtendDigests(crypto.SHA256, nil, hashtest.Sum(crypto.SHA256, []byte("a")), hashtest.Sum(crypto.SHA256, []byte("b")))); cerr != nil {
+		t.Errorf("Compare(11, sha256) = %v: the bank that every record has is replayed", cerr)
+	}
+	if cerr := values.Compare(15, crypto.SHA384, hashtest.ExtendDigests(crypto.SHA384, nil, hashtest.Sum(crypto.SHA384, []byte("c")))); cerr != nil {
+		t.Errorf("Compare(15, sha384) = %v: a PCR whose records have the bank is replayed", cerr)
+	}
 	if _, err := Replay(recs, []crypto.Hash{crypto.SHA224}); !errors.Is(err, pcr.ErrUnknownBank) {
 		t.Fatalf("Replay(sha224) = %v, want pcr.ErrUnknownBank", err)
 	}

@@ -382,6 +382,69 @@ func lockAndBegin(t *testing.T, w *Writer) {
 	}
 }
 
+// TestLockReportsDamage: Lock checks the log under the lock and names each
+// range that is not a record; the records appended after it can be read.
+func TestLockReportsDamage(t *testing.T) {
+	good := systemdRecord(11, "systemd", "phase", 1)
+	tests := []struct {
+		name    string
+		content string
+		skipped int
+	}{
+		{"clean", good, 0},
+		{"garbage", "garbage", 1},
+		{"truncated last record", good + good[:50], 1},
+		{"invalid JSON", good + "\x1e{\"pcr\":]\n", 1},
+		{"2 MiB record", "\x1e{\"x\":\"" + strings.Repeat("a", 2<<20) + "\"}\n" + good, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "log")
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			w, err := OpenWriter(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			err = w.Lock()
+			var de *DamagedError
+			switch {
+			case tc.skipped == 0 && err != nil:
+				t.Fatalf("Lock of a clean log = %v", err)
+			case tc.skipped > 0 && (!errors.Is(err, ErrDamaged) || !errors.As(err, &de) || len(de.Skipped) != tc.skipped || !strings.Contains(err.Error(), path)):
+				t.Fatalf("Lock = %v, want ErrDamaged naming %s and %d ranges", err, path, tc.skipped)
+			}
+			var recs []Record
+			for i := range 5 {
+				rec := testRecord(t, string(rune('a'+i)))
+				if err := w.BeginWrite(); err != nil {
+					t.Fatalf("BeginWrite after Lock: %v", err)
+				}
+				if err := w.Append(rec); err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, rec)
+			}
+			w.Unlock()
+			log, err := ReadFile(path)
+			if (err != nil) != (tc.skipped > 0) || len(log.Skipped) != tc.skipped {
+				t.Fatalf("ReadFile = %v, %d skipped; want %d", err, len(log.Skipped), tc.skipped)
+			}
+			n := len(log.Records)
+			if n < 5 {
+				t.Fatalf("%d records, want the 5 appended", n)
+			}
+			got, _ := Encode(log.Records[n-5:])
+			want, _ := Encode(recs)
+			if !bytes.Equal(got, want) {
+				t.Error("the appended records do not read back")
+			}
+		})
+	}
+}
+
 // TestWriterClose: Close of a locked writer releases the lock and closes
 // the file, and an error of the close comes back naming the log.
 func TestWriterClose(t *testing.T) {

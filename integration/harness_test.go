@@ -217,6 +217,7 @@ func (s *swtpm) Stop(t *testing.T) {
 type vm struct {
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc
+	timeout time.Duration
 	mu      sync.Mutex
 	lines   []string
 	notify  chan struct{} // closed and replaced whenever a line arrives

@@ -22,6 +22,9 @@ var (
 	ErrTooLarge         = errors.New("loader: too large for kexec_file_load")
 	ErrNothingLoaded    = errors.New("loader: Nothing has been loaded!") // kexec-tools' words after the prefix
 	ErrCrashNotReserved = errors.New("loader: memory for the crash kernel is not reserved (boot with crashkernel=SIZE)")
+	// ErrLogCannotExplain is a refusal (Loader.StrictLog) to measure into a
+	// log that was left interrupted or holds damaged ranges.
+	ErrLogCannotExplain = errors.New("loader: refusing to measure into a log that may not explain the PCRs")
 )
 
 // InputError is a problem with a file named on the command line, found

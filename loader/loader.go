@@ -79,6 +79,9 @@ type Loader struct {
 	// Clock returns the record timestamp (microseconds since boot); nil,
 	// or an error (with a warning), means records without a timestamp.
 	Clock func() (int64, error)
+	// StrictLog refuses to measure into a log that may no longer explain
+	// the PCRs (interrupted or damaged, see measure) instead of warning.
+	StrictLog bool
 	// Limits bound the segment walk of SplitInitrd (zero: defaults).
 	Limits segments.Limits
 	// Warn receives warnings; nil discards them.
@@ -259,7 +262,7 @@ func (l *Loader) load(res *Result, req Request) (*Image, error) {
 			desc += ", then build the handoff from the log as it stands"
 			build = func() (err error) { handoff, err = l.Handoff.Build(); return err }
 		}
-		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.warn(), build) }); err != nil {
+		if err := l.step(res, desc, func() error { return measure(l.PCRs, l.Log, l.PCR, im.Measurements, l.StrictLog, l.warn(), build) }); err != nil {
 			return im, err
 		}
 	}

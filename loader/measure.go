@@ -8,6 +8,12 @@ import (
 	"github.com/kexec-measured/kexec-measured/eventlog"
 )
 
+// onlyLogWarnings reports whether a Lock error is one after which the lock
+// is held (eventlog.ErrInterrupted, eventlog.ErrDamaged, or both joined).
+func onlyLogWarnings(err error) bool {
+	return errors.Is(err, eventlog.ErrInterrupted) || errors.Is(err, eventlog.ErrDamaged)
+}
+
 // describe names a measurement for messages: "kexec-initrd /boot/fw.cpio".
 func (m *Measurement) describe() string {
 	s := m.Event
@@ -31,23 +37,30 @@ func (m *Measurement) describe() string {
 // that the next reader knows the log may not explain the PCR.
 //
 // A log whose earlier write was interrupted (eventlog.ErrInterrupted from
-// Lock) no longer explains the PCR, but refusing would block every later
-// kexec until a reboot: the records we add are still right, so measure
-// goes on and warns.
+// Lock) or that holds ranges that are not records (eventlog.ErrDamaged) may
+// no longer explain the PCR, but refusing would block every later kexec
+// until a reboot: the records we add are still right (and readable after
+// the damage), so measure goes on and warns, naming what Lock found. With
+// strict (--require-tpm) it refuses instead, before anything is extended.
 //
 // After the last record, still under the lock, measure calls after (the
 // handoff is built there, from the log as it then stands); its error is
 // returned as a *MeasureError too.
-func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, warn io.Writer, after func() error) (err error) {
+func measure(pcrs PCRExtender, log EventLog, pcr int, ms []Measurement, strict bool, warn io.Writer, after func() error) (err error) {
 	var extended []string
 	logged := 0
 	fail := func(e error) error {
 		return &MeasureError{PCR: pcr, Extended: extended, Logged: logged, Err: e}
 	}
-	if err := log.Lock(); errors.Is(err, eventlog.ErrInterrupted) {
-		fmt.Fprintf(warn, "kexec-measured: warning: %v; the log does not explain the PCRs of this boot any more; appending anyway\n", err)
-	} else if err != nil {
-		return fail(fmt.Errorf("locking the measurement log: %w", err))
+	if err := log.Lock(); err != nil {
+		if !onlyLogWarnings(err) {
+			return fail(fmt.Errorf("locking the measurement log: %w", err))
+		}
+		if strict {
+			uerr := log.Unlock()
+			return fail(errors.Join(fmt.Errorf("%w: %w", ErrLogCannotExplain, err), uerr))
+		}
+		fmt.Fprintf(warn, "kexec-measured: warning: %v; the log may not explain the PCRs of this boot any more; appending anyway\n", err)
 	}
 	defer func() {
 		if uerr := log.Unlock(); uerr != nil && err == nil {

@@ -143,8 +143,8 @@ type CpioReader struct {
 	hdr     *Header
 	left    int64  // unread data of hdr
 	sum     uint32 // running 070702 checksum of hdr's data
-	entries int    // entries seen, including trailers (for MaxEntries)
-	files   int    // entries returned by Next
+	headers int    // headers read, trailers included (for MaxEntries)
+	files   int    // entries returned by Next: headers less trailers (Entries)
 	trailer bool   // the last entry was TRAILER!!!
 	links   map[linkKey]string
 	warns   []Warning
@@ -259,7 +259,7 @@ func (c *CpioReader) next() (*Header, error) {
 
 func (c *CpioReader) readHeader() (*Header, error) {
 	off := c.pos
-	if c.entries >= c.lim.MaxEntries {
+	if c.headers >= c.lim.MaxEntries {
 		return nil, fmt.Errorf("cpio entry at offset %d: more than %d entries: %w", off, c.lim.MaxEntries, ErrLimit)
 	}
 	var raw [cpioHeaderLen]byte
@@ -298,7 +298,7 @@ func (c *CpioReader) readHeader() (*Header, error) {
 	if err := c.pad(); err != nil {
 		return nil, fmt.Errorf("cpio name padding at offset %d: %w", c.pos, err)
 	}
-	c.entries++
+	c.headers++
 	switch h.Mode & modeTypeMask {
 	case modeLink:
 		if h.Size > 0 && h.Size <= int64(c.lim.MaxNameLen) {

@@ -32,6 +32,7 @@ package segments
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kinds of segments.
@@ -66,24 +67,48 @@ var (
 	ErrLimit = errors.New("segments: limit exceeded")
 )
 
-// Default limits, used for zero fields of Limits.
+// Default limits, used for zero fields of Limits. docs/segments.md gives
+// the reason for each value.
 const (
-	DefaultMaxDecompressed = 8 << 30 // bytes per image (all segments together)
-	DefaultMaxEntries      = 1 << 20 // cpio entries per image
-	DefaultMaxNameLen      = 4096    // PATH_MAX, as the kernel
+	DefaultMaxDecompressed = 8 << 30  // bytes per image (all segments together), whatever its size
+	DefaultMaxRatio        = 32       // decompressed bytes per byte of image
+	DefaultRatioFloor      = 64 << 20 // decompressed bytes any image may have, whatever its ratio
+	DefaultMaxEntries      = 1 << 20  // cpio headers per image, trailers included
+	DefaultMaxNameLen      = 4096     // PATH_MAX, as the kernel
+	DefaultMaxSegments     = 1 << 17  // segments per image
 )
 
 // Limits bound the work done on an untrusted image. The zero value means the
 // generous defaults above.
+//
+// The decompressed bytes of an image are bounded by its size: at most
+// MaxRatio times the image's size, but at least RatioFloor, and never more
+// than MaxDecompressed. Real images compress 2 to 10 times; a bomb (gigabytes
+// of zeros in a few megabytes) stops at the ratio long before the absolute
+// cap.
 type Limits struct {
 	MaxDecompressed int64 // decompressed bytes, summed over the image
-	MaxEntries      int   // cpio entries, summed over the image
+	MaxRatio        int64 // decompressed bytes per byte of image; < 0: no ratio limit
+	RatioFloor      int64 // decompressed bytes allowed whatever the ratio
+	MaxEntries      int   // cpio headers, trailers included, summed over the image
 	MaxNameLen      int   // bytes of a cpio name or symlink target, with its NUL
+	MaxSegments     int   // segments of the image
+	// MaxDuration bounds the time a Reader spends in Next and Scan; zero
+	// means no bound. Unlike the other limits it depends on the machine,
+	// so the loader does not set it: a measurement must not depend on how
+	// fast the machine is. inspect does.
+	MaxDuration time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxDecompressed <= 0 {
 		l.MaxDecompressed = DefaultMaxDecompressed
+	}
+	if l.MaxRatio == 0 {
+		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.RatioFloor <= 0 {
+		l.RatioFloor = DefaultRatioFloor
 	}
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = DefaultMaxEntries
@@ -91,7 +116,25 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxNameLen <= 0 {
 		l.MaxNameLen = DefaultMaxNameLen
 	}
+	if l.MaxSegments <= 0 {
+		l.MaxSegments = DefaultMaxSegments
+	}
 	return l
+}
+
+// budget returns the decompressed bytes allowed for an image of size bytes
+// and a description of the limit that sets it, for error messages.
+func (l Limits) budget(size int64) (int64, string) {
+	if l.MaxRatio < 0 || size > l.MaxDecompressed/l.MaxRatio {
+		return l.MaxDecompressed, fmt.Sprintf("MaxDecompressed, %d bytes", l.MaxDecompressed)
+	}
+	if b := l.MaxRatio * size; b > l.RatioFloor {
+		return min(b, l.MaxDecompressed), fmt.Sprintf("MaxRatio, %d times the image's %d bytes", l.MaxRatio, size)
+	}
+	if l.RatioFloor >= l.MaxDecompressed {
+		return l.MaxDecompressed, fmt.Sprintf("MaxDecompressed, %d bytes", l.MaxDecompressed)
+	}
+	return l.RatioFloor, fmt.Sprintf("RatioFloor, %d bytes, as the image's %d bytes times MaxRatio %d is less", l.RatioFloor, size, l.MaxRatio)
 }
 
 // Warning codes: each names something the kernel would reject or that the
@@ -110,6 +153,7 @@ const (
 	WarnCpioMagic      = "cpio-magic"      // '0' at an aligned offset but no newc magic
 	WarnUnknownBytes   = "unknown-bytes"   // bytes that could not be parsed
 	WarnCorrupt        = "corrupt"         // a member that failed to decode
+	WarnLimit          = "limit"           // a limit cut the walk short (inspect)
 )
 
 // Warning is something the kernel would reject, or bytes the walk could not

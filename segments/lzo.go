@@ -51,9 +51,11 @@ func lzo1xDecompress(src, dst []byte) error {
 		if from < 0 || from >= op || n > len(dst)-op {
 			return false
 		}
-		for i := 0; i < n; i++ { // may overlap: byte by byte
-			dst[op] = dst[from+i]
-			op++
+		// The match may overlap what it writes: dst[from:op] repeats with
+		// period op-from, so copying all of it (which doubles each time)
+		// continues the repetition.
+		for end := op + n; op < end; {
+			op += copy(dst[op:end], dst[from:op])
 		}
 		return true
 	}
@@ -187,6 +189,12 @@ func newLZOReader(r io.Reader, flags uint32) *lzoReader {
 	return &lzoReader{r: bufio.NewReaderSize(r, 256<<10), flags: flags}
 }
 
+// reset makes z read the blocks of another lzop file, keeping its buffers.
+func (z *lzoReader) reset(r io.Reader, flags uint32) {
+	z.r.Reset(r)
+	z.flags, z.buf, z.err = flags, nil, nil
+}
+
 func (z *lzoReader) Read(p []byte) (int, error) {
 	for len(z.buf) == 0 {
 		if z.err != nil {
@@ -212,24 +220,13 @@ func (z *lzoReader) block() error {
 		return fmt.Errorf("lzop block size: %w", eofIsUnexpected(err))
 	}
 	slen := int(binary.BigEndian.Uint32(h[4:]))
-	if dlen > 64<<20 || slen > dlen {
+	if dlen > lzoMaxBlock || slen > dlen {
 		return fmt.Errorf("lzop block sizes %d/%d: %w", slen, dlen, errLZO)
 	}
 	var sums []uint32
-	n := 0
-	if z.flags&lzoAdler32D != 0 {
-		n++
-	}
-	if z.flags&lzoCRC32D != 0 {
-		n++
-	}
+	n, nc := lzoSums(z.flags)
 	if slen < dlen {
-		if z.flags&lzoAdler32C != 0 {
-			n++
-		}
-		if z.flags&lzoCRC32C != 0 {
-			n++
-		}
+		n += nc
 	}
 	for range n {
 		if _, err := io.ReadFull(z.r, h[:4]); err != nil {

@@ -1,6 +1,7 @@
 package segments
 
 import (
+	"bufio"
 	"bytes"
 	"crypto"
 	"encoding/hex"
@@ -12,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 
@@ -22,9 +22,14 @@ import (
 // InspectOptions configure Inspect. The zero value walks the image, scans
 // every segment's cpio data and digests each segment with SHA-256.
 type InspectOptions struct {
+	Image   string // the image's name in the report
 	Limits  Limits
 	List    bool          // include every cpio entry
 	Digests []crypto.Hash // pcr.Banks() hashes; nil means SHA-256
+	// Out, when set, receives the report while it is built (NewTextWriter,
+	// NewJSONWriter), and the returned Report has no Segments: memory does
+	// not grow with the entries of the image.
+	Out ReportWriter
 }
 
 // Report describes one image: what `kexec-measured inspect` prints.
@@ -32,7 +37,10 @@ type Report struct {
 	Image    string          `json:"image,omitempty"`
 	Size     int64           `json:"size"`
 	Segments []SegmentReport `json:"segments"`
-	Error    string          `json:"error,omitempty"` // why the walk stopped early
+	Error    string          `json:"error,omitempty"`    // why the walk stopped early
+	Warnings []Warning       `json:"warnings,omitempty"` // a limit that cut the walk short (WarnLimit)
+
+	unclean bool // a segment had warnings or was unknown
 }
 
 // SegmentReport is one segment of a Report. In JSON, each digest is a field
@@ -83,7 +91,7 @@ func (s SegmentReport) MarshalJSON() ([]byte, error) {
 // Clean reports whether the image parsed without warnings, unknown bytes
 // or an early stop.
 func (r *Report) Clean() bool {
-	if r.Error != "" {
+	if r.Error != "" || r.unclean || len(r.Warnings) > 0 {
 		return false
 	}
 	for _, s := range r.Segments {
@@ -96,13 +104,15 @@ func (r *Report) Clean() bool {
 
 // Inspect walks the image in the first size bytes of ra, scans the cpio data
 // of every segment and digests each segment's bytes. On a *ReadError or
-// ErrLimit it returns the report so far (with Error set) and the error.
+// ErrLimit it returns the report so far (with Error set; for ErrLimit also
+// a WarnLimit warning naming the limit) and the error. An error of
+// opt.Out is returned as it is.
 func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 	algs := opt.Digests
 	if algs == nil {
 		algs = []crypto.Hash{crypto.SHA256}
 	}
-	rep := &Report{Size: size, Segments: []SegmentReport{}}
+	rep := &Report{Image: opt.Image, Size: size, Segments: []SegmentReport{}}
 	for _, h := range algs {
 		if _, err := pcr.Name(h); err != nil {
 			err = fmt.Errorf("segments: inspect: digest: %w", err)
@@ -110,16 +120,74 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 			return rep, err
 		}
 	}
+	out := opt.Out
+	if out == nil {
+		out = &collector{rep: rep, seg: -1}
+	}
+	if err := out.Begin(rep); err != nil {
+		return rep, err
+	}
+	err := inspect(ra, size, opt, algs, rep, out)
+	var werr *writeError
+	if errors.As(err, &werr) {
+		return rep, werr.err
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		if errors.Is(err, ErrLimit) {
+			rep.Warnings = append(rep.Warnings, Warning{Offset: limitOffset(err), Code: WarnLimit, Message: err.Error()})
+		}
+	}
+	if werr := out.End(rep); werr != nil {
+		return rep, werr
+	}
+	return rep, err
+}
+
+// writeError is an error of the ReportWriter, which ends the walk.
+type writeError struct{ err error }
+
+func (w *writeError) Error() string { return w.err.Error() }
+
+// limitError is an ErrLimit with the offset of the segment it stopped.
+type limitError struct {
+	off int64
+	err error
+}
+
+func (l *limitError) Error() string { return l.err.Error() }
+func (l *limitError) Unwrap() error { return l.err }
+
+func limitOffset(err error) int64 {
+	var le *limitError
+	if errors.As(err, &le) {
+		return le.off
+	}
+	return 0
+}
+
+func inspect(ra io.ReaderAt, size int64, opt InspectOptions, algs []crypto.Hash, rep *Report, out ReportWriter) error {
 	r := NewReader(ra, size, opt.Limits)
-	r.KeepEntries(opt.List)
+	var werr error
+	if opt.List {
+		r.onEntry = func(s *Segment, h *Header) {
+			if werr == nil {
+				werr = out.File(s.Index, s.Kind, s.Offset, File{Mode: h.FileMode().String(), Size: h.Size, Name: h.Name, Link: h.Linkname, HardLink: h.HardLink})
+			}
+		}
+	}
+	buf := make([]byte, 256<<10)
 	for {
+		at := r.pos
 		s, err := r.Next()
+		if werr != nil {
+			return &writeError{werr}
+		}
 		if err == io.EOF {
-			return rep, nil
+			return nil
 		}
 		if err != nil {
-			rep.Error = err.Error()
-			return rep, err
+			return &limitError{at, err}
 		}
 		sr := SegmentReport{Index: s.Index, Offset: s.Offset, Size: s.Size, Padding: s.Padding, Kind: s.Kind}
 		// Digest the raw bytes on a second core while Scan decompresses.
@@ -129,20 +197,21 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 		}
 		dc := make(chan digested, 1)
 		go func(off, size int64) {
-			sums, err := digest(ra, off, size, algs)
+			sums, err := digest(ra, off, size, algs, buf)
 			dc <- digested{sums, err}
 		}(s.Offset, s.Size)
 		err = r.Scan(s)
 		d := <-dc
+		if werr != nil {
+			return &writeError{werr}
+		}
 		if errors.Is(err, ErrUnsupportedFilter) {
 			sr.Note = "entries not listed: " + err.Error()
 		} else if err != nil {
-			rep.Error = err.Error()
-			return rep, err
+			return &limitError{s.Offset, err}
 		}
 		if d.err != nil {
-			rep.Error = d.err.Error()
-			return rep, d.err
+			return d.err
 		}
 		sr.Digests = d.sums
 		if s.UncompressedSize >= 0 {
@@ -152,16 +221,16 @@ func Inspect(ra io.ReaderAt, size int64, opt InspectOptions) (*Report, error) {
 			sr.Entries, sr.Trailer = &s.Entries, &s.Trailer
 		}
 		sr.Warnings = s.Warnings
-		for _, h := range s.Files {
-			sr.Files = append(sr.Files, File{Mode: h.FileMode().String(), Size: h.Size, Name: h.Name, Link: h.Linkname, HardLink: h.HardLink})
+		if len(s.Warnings) > 0 || s.Kind == KindUnknown {
+			rep.unclean = true
 		}
-		rep.Segments = append(rep.Segments, sr)
+		if err := out.Segment(sr); err != nil {
+			return &writeError{err}
+		}
 	}
 }
 
-// digest returns the digests of [off, off+size) of ra keyed by their
-// CEL-JSON names; every hash of algs must be pcr.Supported.
-func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash) (map[string]string, error) {
+func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash, buf []byte) (map[string]string, error) {
 	hs := make([]hash.Hash, len(algs))
 	ws := make([]io.Writer, len(algs))
 	for i, a := range algs {
@@ -169,7 +238,7 @@ func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash) (map[string]str
 		ws[i] = hs[i]
 	}
 	sec := io.NewSectionReader(ra, off, size)
-	n, err := io.CopyBuffer(io.MultiWriter(ws...), sec, make([]byte, 256<<10))
+	n, err := io.CopyBuffer(io.MultiWriter(ws...), sec, buf)
 	if err == nil && n != size {
 		err = io.ErrUnexpectedEOF
 	}
@@ -184,9 +253,33 @@ func digest(ra io.ReaderAt, off, size int64, algs []crypto.Hash) (map[string]str
 	return out, nil
 }
 
-// WriteText writes the report as a table: one row per segment, warnings
-// under their segment and, with list, the entries.
+// WriteText writes the report: with list, the entries of each segment
+// first, then one row per segment and the warnings under the table (the
+// order in which NewTextWriter can write them as the walk goes).
 func (r *Report) WriteText(w io.Writer, algs []crypto.Hash, list bool) error {
+	var b bytes.Buffer
+	if list {
+		for _, s := range r.Segments {
+			if len(s.Files) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "segment %d (%s at %d):\n", s.Index, s.Kind, s.Offset)
+			for _, f := range s.Files {
+				writeFile(&b, f)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	if err := r.writeTable(&b, algs); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// writeTable writes the summary line, one row per segment, the warnings,
+// the notes and the error.
+func (r *Report) writeTable(w io.Writer, algs []crypto.Hash) error {
 	if algs == nil {
 		algs = []crypto.Hash{crypto.SHA256}
 	}
@@ -198,63 +291,80 @@ func (r *Report) WriteText(w io.Writer, algs []crypto.Hash, list bool) error {
 		}
 		names[i] = name
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "#\tOFFSET\tSIZE\tPADDING\tKIND\tUNCOMPRESSED\tENTRIES\tTRAILER")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fmt.Fprintf(bw, "%s: %d bytes, %d segments\n", r.Image, r.Size, len(r.Segments))
+	// The columns are aligned as text/tabwriter would (two spaces after
+	// the widest cell), without holding every cell twice.
+	head := []string{"#", "OFFSET", "SIZE", "PADDING", "KIND", "UNCOMPRESSED", "ENTRIES", "TRAILER"}
 	for _, name := range names {
-		fmt.Fprintf(tw, "\t%s", strings.ToUpper(name))
+		head = append(head, strings.ToUpper(name))
 	}
-	fmt.Fprintln(tw, "\tWARNINGS")
-	for _, s := range r.Segments {
+	row := func(s *SegmentReport) []string {
 		un, ent, tr := "-", "-", "-"
 		if s.UncompressedSize != nil {
-			un = fmt.Sprint(*s.UncompressedSize)
+			un = strconv.FormatInt(*s.UncompressedSize, 10)
 		}
 		if s.Entries != nil {
-			ent = fmt.Sprint(*s.Entries)
+			ent = strconv.Itoa(*s.Entries)
 			tr = map[bool]string{true: "yes", false: "no"}[*s.Trailer]
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s", s.Index, s.Offset, s.Size, s.Padding, s.Kind, un, ent, tr)
+		cells := []string{strconv.Itoa(s.Index), strconv.FormatInt(s.Offset, 10), strconv.FormatInt(s.Size, 10), strconv.FormatInt(s.Padding, 10), s.Kind, un, ent, tr}
 		for _, name := range names {
-			fmt.Fprintf(tw, "\t%s", s.Digests[name])
+			cells = append(cells, s.Digests[name])
 		}
-		fmt.Fprintf(tw, "\t%d\n", len(s.Warnings))
+		return cells
 	}
-	tw.Flush()
+	width := make([]int, len(head))
+	for i, c := range head {
+		width[i] = len(c)
+	}
+	for i := range r.Segments {
+		for j, c := range row(&r.Segments[i]) {
+			width[j] = max(width[j], len(c))
+		}
+	}
+	line := func(cells []string, last string) {
+		for j, c := range cells {
+			bw.WriteString(c)
+			bw.WriteString(strings.Repeat(" ", width[j]-len(c)+2))
+		}
+		bw.WriteString(last)
+		bw.WriteByte('\n')
+	}
+	line(head, "WARNINGS")
+	for i := range r.Segments {
+		line(row(&r.Segments[i]), strconv.Itoa(len(r.Segments[i].Warnings)))
+	}
+	b := bw
 	for _, s := range r.Segments {
 		for _, wa := range s.Warnings {
-			fmt.Fprintf(&b, "segment %d: warning: %s\n", s.Index, wa)
+			fmt.Fprintf(b, "segment %d: warning: %s\n", s.Index, wa)
 		}
+	}
+	for _, wa := range r.Warnings {
+		fmt.Fprintf(b, "warning: %s\n", wa)
 	}
 	for _, s := range r.Segments {
 		if s.Note != "" {
-			fmt.Fprintf(&b, "segment %d: note: %s\n", s.Index, s.Note)
+			fmt.Fprintf(b, "segment %d: note: %s\n", s.Index, s.Note)
 		}
 	}
 	if r.Error != "" {
-		fmt.Fprintf(&b, "error: %s\n", r.Error)
+		fmt.Fprintf(b, "error: %s\n", r.Error)
 	}
-	if list {
-		for _, s := range r.Segments {
-			if len(s.Files) == 0 {
-				continue
-			}
-			fmt.Fprintf(&b, "\nsegment %d (%s at %d):\n", s.Index, s.Kind, s.Offset)
-			for _, f := range s.Files {
-				name := printable(f.Name)
-				switch {
-				case f.Link != "":
-					name += " -> " + printable(f.Link)
-				case f.HardLink != "":
-					name += " link to " + printable(f.HardLink)
-				}
-				fmt.Fprintf(&b, "%s %10d %s\n", f.Mode, f.Size, name)
-			}
-		}
+	return bw.Flush()
+}
+
+// writeFile writes one entry line of a listing.
+func writeFile(w io.Writer, f File) (int, error) {
+	name := printable(f.Name)
+	switch {
+	case f.Link != "":
+		name += " -> " + printable(f.Link)
+	case f.HardLink != "":
+		name += " link to " + printable(f.HardLink)
 	}
-	_, err := w.Write(b.Bytes())
-	return err
+	return fmt.Fprintf(w, "%s %10d %s\n", f.Mode, f.Size, name)
 }
 
 // printable quotes a name that holds control characters or invalid UTF-8,

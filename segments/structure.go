@@ -34,40 +34,73 @@ func truncated(off int64, what string, err error) error {
 }
 
 // parseZstd consumes any skippable frames and one zstd frame, from the frame
-// and block headers alone (RFC 8878 §3.1).
+// and block headers alone (RFC 8878 §3.1): the frame header, the blocks up
+// to the last one, and the optional content checksum.
 func parseZstd(a *atReader, s *Segment) (int64, error) {
+	more, err := zstdSkippableFrames(a, s)
+	if err != nil {
+		return 0, err
+	}
+	if !more {
+		return a.pos, nil
+	}
+	checksum, err := zstdFrameHeader(a, s)
+	if err != nil {
+		return 0, err
+	}
+	if err := zstdBlocks(a); err != nil {
+		return 0, err
+	}
+	if checksum {
+		if err := skip(a, 4, "zstd content checksum"); err != nil {
+			return 0, err
+		}
+	}
+	return a.pos, nil
+}
+
+// zstdSkippableFrames consumes the skippable frames (RFC 8878 §3.1.2) at
+// a's position and then the magic of the zstd frame after them. It reports
+// false when no zstd frame follows: the segment is skippable frames only.
+func zstdSkippableFrames(a *atReader, s *Segment) (bool, error) {
 	for {
 		frame := a.pos
 		p, err := take(a, 4, "zstd frame")
 		if err != nil {
-			return 0, err
+			return false, err
 		}
-		if isSkippable(p) {
-			q, err := take(a, 4, "zstd skippable frame size")
-			if err != nil {
-				return 0, err
+		if !isSkippable(p) {
+			if string(p) != string(magicZstd) {
+				return false, fmt.Errorf("zstd frame at offset %d: bad magic % x: %w", frame, p, ErrFormat)
 			}
-			n := int64(binary.LittleEndian.Uint32(q))
-			if err := skip(a, n, "zstd skippable frame"); err != nil {
-				return 0, err
-			}
-			s.warn(frame, WarnZstdSkippable, "skippable frame (%d bytes, as pzstd writes): the kernel knows only the zstd frame magic", n)
-			if q, _ := a.Peek(4); len(q) == 4 && (isSkippable(q) || string(q) == string(magicZstd)) {
-				continue
-			}
-			return a.pos, nil
+			return true, nil
 		}
-		if string(p) != string(magicZstd) {
-			return 0, fmt.Errorf("zstd frame at offset %d: bad magic % x: %w", frame, p, ErrFormat)
+		q, err := take(a, 4, "zstd skippable frame size")
+		if err != nil {
+			return false, err
 		}
-		break
+		n := int64(binary.LittleEndian.Uint32(q))
+		if err := skip(a, n, "zstd skippable frame"); err != nil {
+			return false, err
+		}
+		s.warn(frame, WarnZstdSkippable, "skippable frame (%d bytes, as pzstd writes): the kernel knows only the zstd frame magic", n)
+		if q, _ := a.Peek(4); len(q) < 4 || !(isSkippable(q) || string(q) == string(magicZstd)) {
+			return false, nil
+		}
 	}
+}
+
+// zstdFrameHeader consumes the frame header after the magic (RFC 8878
+// §3.1.1.1): descriptor, window descriptor, dictionary ID and frame content
+// size, which becomes s.UncompressedSize. It reports whether the frame ends
+// with a content checksum.
+func zstdFrameHeader(a *atReader, s *Segment) (bool, error) {
 	fhd, err := a.ReadByte()
 	if err != nil {
-		return 0, truncated(a.pos, "zstd frame header", err)
+		return false, truncated(a.pos, "zstd frame header", err)
 	}
 	if fhd&0x08 != 0 {
-		return 0, fmt.Errorf("zstd frame header at offset %d: reserved bit set: %w", a.pos-1, ErrFormat)
+		return false, fmt.Errorf("zstd frame header at offset %d: reserved bit set: %w", a.pos-1, ErrFormat)
 	}
 	single := fhd&0x20 != 0
 	n := 0
@@ -80,12 +113,12 @@ func parseZstd(a *atReader, s *Segment) (int64, error) {
 		fcsLen = 1
 	}
 	if err := skip(a, int64(n), "zstd frame header"); err != nil {
-		return 0, err
+		return false, err
 	}
 	if fcsLen > 0 {
 		q, err := take(a, fcsLen, "zstd frame content size")
 		if err != nil {
-			return 0, err
+			return false, err
 		}
 		var fcs uint64
 		for i := fcsLen - 1; i >= 0; i-- {
@@ -98,37 +131,36 @@ func parseZstd(a *atReader, s *Segment) (int64, error) {
 			s.UncompressedSize = int64(fcs)
 		}
 	}
+	return fhd&0x04 != 0, nil
+}
+
+// zstdBlocks consumes blocks (RFC 8878 §3.1.1.2) up to the last one.
+func zstdBlocks(a *atReader) error {
 	for {
 		off := a.pos
 		q, err := take(a, 3, "zstd block header")
 		if err != nil {
-			return 0, err
+			return err
 		}
 		bh := uint32(q[0]) | uint32(q[1])<<8 | uint32(q[2])<<16
 		last, typ, size := bh&1 != 0, (bh>>1)&3, int64(bh>>3)
 		switch typ {
 		case 0, 2: // raw, compressed
 			if size > 128<<10 {
-				return 0, fmt.Errorf("zstd block at offset %d: size %d above 128 KiB: %w", off, size, ErrFormat)
+				return fmt.Errorf("zstd block at offset %d: size %d above 128 KiB: %w", off, size, ErrFormat)
 			}
 		case 1: // RLE
 			size = 1
 		case 3:
-			return 0, fmt.Errorf("zstd block at offset %d: reserved block type: %w", off, ErrFormat)
+			return fmt.Errorf("zstd block at offset %d: reserved block type: %w", off, ErrFormat)
 		}
 		if err := skip(a, size, "zstd block"); err != nil {
-			return 0, err
+			return err
 		}
 		if last {
-			break
+			return nil
 		}
 	}
-	if fhd&0x04 != 0 {
-		if err := skip(a, 4, "zstd content checksum"); err != nil {
-			return 0, err
-		}
-	}
-	return a.pos, nil
 }
 
 // parseLZ4Legacy consumes an lz4 legacy stream: the magic, then blocks of a
@@ -223,17 +255,39 @@ const (
 	lzoFilter   = 0x800
 )
 
+// lzoMaxBlock is the largest decompressed block lzop writes (64 MiB, its
+// MAX_BLOCK_SIZE); the kernel's unlzo refuses larger ones too.
+const lzoMaxBlock = 64 << 20
+
 // parseLZO consumes one lzop file: its header and blocks up to the zero
 // block size that ends it. The uncompressed size is the sum of the block
 // sizes.
 func parseLZO(a *atReader, s *Segment) (int64, error) {
+	a, flags, err := lzoHeader(a, s)
+	if err != nil {
+		return 0, err
+	}
+	s.lzoFlags, s.lzoBody = flags, a.pos
+	total, err := lzoBlocks(a, flags)
+	if err != nil {
+		return 0, err
+	}
+	s.UncompressedSize = total
+	return a.pos, nil
+}
+
+// lzoHeader consumes an lzop file header (lzop's p_header: magic, version,
+// library version, version needed, level, flags, mode, mtime, filter, name,
+// header checksum, extra field) and returns the reader after it and the
+// flags. What the kernel's unlzo would misparse is a warning.
+func lzoHeader(a *atReader, s *Segment) (*atReader, uint32, error) {
 	start := a.pos
 	if err := skip(a, int64(len(magicLZO)), "lzop magic"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	p, err := take(a, 7, "lzop header")
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	version := binary.BigEndian.Uint16(p)
 	if version < 0x0940 {
@@ -241,11 +295,11 @@ func parseLZO(a *atReader, s *Segment) (int64, error) {
 		s.warn(start, WarnLZOHeader, "lzop format version %#x: the kernel parses only headers of version 0x0940 and later", version)
 		a = rewind(a, start+int64(len(magicLZO))+5)
 	} else if _, err := take(a, 1, "lzop level"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	p, err = take(a, 4, "lzop flags")
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	flags := binary.BigEndian.Uint32(p)
 	n := int64(8) // mode, mtime low
@@ -256,42 +310,52 @@ func parseLZO(a *atReader, s *Segment) (int64, error) {
 		n += 4 // mtime high
 	}
 	if err := skip(a, n, "lzop header"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	nl, err := take(a, 1, "lzop name length")
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if err := skip(a, int64(nl[0])+4, "lzop name and header checksum"); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	if flags&lzoExtra != 0 {
 		q, err := take(a, 4, "lzop extra field length")
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		if err := skip(a, int64(binary.BigEndian.Uint32(q))+4, "lzop extra field"); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 	}
-	dsum := 0
-	if flags&lzoAdler32D != 0 {
-		dsum++
-	}
-	if flags&lzoCRC32D != 0 {
-		dsum++
-	}
-	csum := 0
-	if flags&lzoAdler32C != 0 {
-		csum++
-	}
-	if flags&lzoCRC32C != 0 {
-		csum++
-	}
-	if dsum != 1 || csum != 0 || flags&lzoExtra != 0 {
+	if dsum, csum := lzoSums(flags); dsum != 1 || csum != 0 || flags&lzoExtra != 0 {
 		s.warn(start, WarnLZOHeader, "lzop flags %#x: the kernel's unlzo expects exactly one data checksum, no compressed-data checksum and no extra field", flags)
 	}
-	s.lzoFlags, s.lzoBody = flags, a.pos
+	return a, flags, nil
+}
+
+// lzoSums returns how many checksums of the decompressed data and of the
+// compressed data each lzop block carries.
+func lzoSums(flags uint32) (data, compressed int) {
+	if flags&lzoAdler32D != 0 {
+		data++
+	}
+	if flags&lzoCRC32D != 0 {
+		data++
+	}
+	if flags&lzoAdler32C != 0 {
+		compressed++
+	}
+	if flags&lzoCRC32C != 0 {
+		compressed++
+	}
+	return data, compressed
+}
+
+// lzoBlocks consumes lzop blocks (sizes, checksums, data) up to the zero
+// size that ends the file and returns the sum of their decompressed sizes.
+func lzoBlocks(a *atReader, flags uint32) (int64, error) {
+	dsum, csum := lzoSums(flags)
 	var total int64
 	for {
 		off := a.pos
@@ -301,14 +365,14 @@ func parseLZO(a *atReader, s *Segment) (int64, error) {
 		}
 		dst := int64(binary.BigEndian.Uint32(q))
 		if dst == 0 {
-			break
+			return total, nil
 		}
 		q, err = take(a, 4, "lzop compressed block size")
 		if err != nil {
 			return 0, err
 		}
 		src := int64(binary.BigEndian.Uint32(q))
-		if dst > 64<<20 || src > dst {
+		if dst > lzoMaxBlock || src > dst {
 			return 0, fmt.Errorf("lzop block at offset %d: sizes %d/%d: %w", off, src, dst, ErrFormat)
 		}
 		n := int64(4 * dsum)
@@ -320,8 +384,6 @@ func parseLZO(a *atReader, s *Segment) (int64, error) {
 		}
 		total += dst
 	}
-	s.UncompressedSize = total
-	return a.pos, nil
 }
 
 // rewind returns a reader of the same range positioned at off.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Segment is one part of an image: an uncompressed cpio archive, one
@@ -31,7 +32,6 @@ type Segment struct {
 	// Warnings are what the kernel would reject in this segment.
 	Warnings []Warning
 
-	dict     int64 // xz: the largest LZMA2 dictionary of its blocks
 	xzBlocks []xzBlock
 	xzCheck  byte
 	lzoFlags uint32 // lzo: header flags
@@ -54,17 +54,45 @@ type Reader struct {
 	pos       int64
 	index     int
 	decoded   int64 // decompressed bytes so far, against lim.MaxDecompressed
-	entries   int   // cpio entries so far, against lim.MaxEntries
+	headers   int   // cpio headers so far, trailers included, against lim.MaxEntries
 	keep      bool
-	unknownAt error // set when the next segment must be an unparsed tail
+	onEntry   func(*Segment, *Header) // instead of keep, when set
+	unknownAt error                   // set when the next segment must be an unparsed tail
 	err       error
+
+	budget    int64     // decompressed bytes allowed (Limits.budget)
+	budgetWhy string    // the limit that sets budget
+	deadline  time.Time // from Limits.MaxDuration
+	dec       decoders  // reused from member to member
+	a         *atReader // reused from segment to segment (at)
+}
+
+// at returns the Reader's atReader positioned at off. Its buffer is kept
+// from segment to segment, and bytes it already holds are not read again:
+// an image of many small members costs one read per buffer, not per member.
+func (r *Reader) at(off int64) *atReader {
+	a := r.a
+	if a == nil {
+		a = &atReader{}
+		r.a = a
+	} else if a.err == nil && a.ra == r.ra && off >= a.boff && off < a.boff+int64(a.w) {
+		a.r, a.pos, a.small = int(off-a.boff), off, false
+		return a
+	}
+	*a = atReader{ra: r.ra, pos: off, end: r.size, boff: off, buf: a.buf[:0]}
+	return a
 }
 
 // NewReader returns a Reader of the image held in the first size bytes of
 // r. The Reader reads r with ReadAt only and never holds more than a small
 // buffer of the image in memory.
 func NewReader(r io.ReaderAt, size int64, lim Limits) *Reader {
-	return &Reader{ra: r, size: size, lim: lim.withDefaults()}
+	rd := &Reader{ra: r, size: size, lim: lim.withDefaults()}
+	rd.budget, rd.budgetWhy = rd.lim.budget(size)
+	if lim.MaxDuration > 0 {
+		rd.deadline = time.Now().Add(lim.MaxDuration)
+	}
+	return rd
 }
 
 // KeepEntries makes the Reader keep the headers of the cpio entries it
@@ -83,6 +111,10 @@ func (r *Reader) Next() (*Segment, error) {
 	if r.pos >= r.size {
 		return nil, io.EOF
 	}
+	if err := r.nextAllowed(); err != nil {
+		r.err = err
+		return nil, err
+	}
 	s, err := r.next()
 	if err != nil {
 		r.err = err
@@ -93,6 +125,18 @@ func (r *Reader) Next() (*Segment, error) {
 	return s, nil
 }
 
+// nextAllowed returns an ErrLimit when the walk may not go on to another
+// segment.
+func (r *Reader) nextAllowed() error {
+	if r.index >= r.lim.MaxSegments {
+		return fmt.Errorf("segment at offset %d: more than %d segments (limit MaxSegments): %w", r.pos, r.lim.MaxSegments, ErrLimit)
+	}
+	if err := pastDeadline(r.deadline); err != nil {
+		return fmt.Errorf("segment at offset %d: %w", r.pos, err)
+	}
+	return nil
+}
+
 func (r *Reader) next() (*Segment, error) {
 	start := r.pos
 	s := &Segment{Index: r.index, Offset: start, UncompressedSize: -1}
@@ -101,7 +145,7 @@ func (r *Reader) next() (*Segment, error) {
 		r.unknownAt = nil
 		return s, nil
 	}
-	a := newAtReader(r.ra, start, r.size)
+	a := r.at(start)
 	if start == 0 {
 		n, err := a.skipNULs()
 		if err != nil {
@@ -114,15 +158,14 @@ func (r *Reader) next() (*Segment, error) {
 	}
 	end, err := r.parse(a, s)
 	if err != nil {
-		var re *ReadError
-		if errors.As(err, &re) || errors.Is(err, ErrLimit) {
+		if fatal(err) {
 			return nil, err
 		}
 		r.unknown(s, err)
 		return s, nil
 	}
 	if end != a.pos {
-		a = newAtReader(r.ra, end, r.size)
+		a = r.at(end)
 	}
 	pad, err := a.skipNULs()
 	if err != nil {
@@ -144,6 +187,51 @@ func (r *Reader) unknown(s *Segment, why error) {
 	s.Scanned = false
 	s.Entries, s.Trailer, s.Files, s.UncompressedSize = 0, false, nil, -1
 	s.warn(s.Offset, WarnUnknownBytes, "%d bytes not parsed: %v", s.Size, why)
+}
+
+// fatal reports whether err ends the walk: a failed read of the image
+// (*ReadError) or a reached limit (ErrLimit). Other errors are about the
+// image's bytes and become warnings or an unknown segment.
+func fatal(err error) bool {
+	var re *ReadError
+	return errors.As(err, &re) || errors.Is(err, ErrLimit)
+}
+
+// cpioLimits returns the limits for the next cpio stream: what is left of
+// the image's budget of headers.
+func (r *Reader) cpioLimits() Limits {
+	lim := r.lim
+	lim.MaxEntries -= r.headers
+	return lim
+}
+
+// walkCpio reads the entries of cr up to its end, keeping their headers in
+// s.Files when the Reader keeps entries. It returns the number of entries
+// (trailers not counted) and the error that ended the walk, nil at the end
+// of the stream. The headers cr read count against the image's budget; the
+// deadline is checked every 4096 entries.
+func (r *Reader) walkCpio(cr *CpioReader, s *Segment) (int, error) {
+	defer func() { r.headers += cr.headers }()
+	for n := 1; ; n++ {
+		if n%4096 == 0 {
+			if err := pastDeadline(r.deadline); err != nil {
+				return cr.Entries(), fmt.Errorf("cpio entry at offset %d: %w", cr.pos, err)
+			}
+		}
+		h, err := cr.Next()
+		if err == io.EOF {
+			return cr.Entries(), nil
+		}
+		if err != nil {
+			return cr.Entries(), err
+		}
+		switch {
+		case r.onEntry != nil:
+			r.onEntry(s, h)
+		case r.keep:
+			s.Files = append(s.Files, h)
+		}
+	}
 }
 
 func hasWarning(s *Segment, code string) bool {
@@ -222,29 +310,16 @@ func (r *Reader) parseCpio(a *atReader, s *Segment) (int64, error) {
 	if start&3 != 0 {
 		s.warn(start, WarnMisalignedCpio, "uncompressed cpio at offset %d, not a multiple of 4: the kernel looks for cpio headers only at aligned offsets", start)
 	}
-	lim := r.lim
-	lim.MaxEntries -= r.entries
-	cr := newSegmentCpio(a, lim)
-	defer func() { r.entries += cr.entries }()
-	for {
-		h, err := cr.Next()
-		if err == io.EOF {
-			break
+	cr := newSegmentCpio(a, r.cpioLimits())
+	n, err := r.walkCpio(cr, s)
+	if err != nil {
+		if fatal(err) || cr.goodEnd == start {
+			return 0, err
 		}
-		if err != nil {
-			var re *ReadError
-			if errors.As(err, &re) || errors.Is(err, ErrLimit) || cr.goodEnd == start {
-				return 0, err
-			}
-			// Keep the good entries; the rest becomes an unparsed tail.
-			r.unknownAt = err
-			break
-		}
-		if r.keep {
-			s.Files = append(s.Files, h)
-		}
-		s.Entries++
+		// Keep the good entries; the rest becomes an unparsed tail.
+		r.unknownAt = err
 	}
+	s.Entries = n
 	s.Warnings = append(s.Warnings, cr.warns...)
 	s.Scanned = true
 	s.Trailer = cr.trailer

@@ -28,34 +28,16 @@ func xzCheckSize(id byte) int64 {
 
 var xzCheckNames = map[byte]string{0: "none", 1: "CRC32", 4: "CRC64", 10: "SHA-256"}
 
-// parseXZ consumes one xz stream from its structure alone: the stream
-// header, each block (its header, then the compressed size it declares or
-// else the LZMA2 chunk headers), the index and the stream footer (xz file
-// format 1.2.1). The uncompressed size is the index's sum.
+// parseXZ consumes one xz stream from its structure alone (xz file format
+// 1.2.1): the stream header, the blocks, the index and the stream footer.
+// The uncompressed size is the index's sum.
 func parseXZ(a *atReader, s *Segment) (int64, error) {
-	start := a.pos
-	p, err := take(a, 12, "xz stream header")
+	flags, err := xzStreamHeader(a, s)
 	if err != nil {
 		return 0, err
 	}
-	var flags [2]byte
-	copy(flags[:], p[6:8])
-	if crc32.ChecksumIEEE(p[6:8]) != binary.LittleEndian.Uint32(p[8:12]) || flags[0] != 0 || flags[1] > 15 {
-		return 0, fmt.Errorf("xz stream header at offset %d: bad flags or CRC32: %w", start, ErrFormat)
-	}
-	check := flags[1]
-	if check != 0 && check != 1 {
-		name := xzCheckNames[check]
-		if name == "" {
-			name = fmt.Sprintf("ID %d", check)
-		}
-		s.warn(start, WarnXZCheck, "xz integrity check %s: the kernel's xz decoder supports only none and CRC32 (xz --check=crc32)", name)
-	}
-	csize := xzCheckSize(check)
-	type record struct{ unpadded, uncompressed int64 }
-	var blocks []record
+	csize := xzCheckSize(flags[1])
 	for {
-		off := a.pos
 		b, err := take(a, 1, "xz block header")
 		if err != nil {
 			return 0, err
@@ -63,128 +45,187 @@ func parseXZ(a *atReader, s *Segment) (int64, error) {
 		if b[0] == 0 {
 			break // index indicator
 		}
-		hsize := (int(b[0]) + 1) * 4
-		hdr, err := a.Peek(hsize - 1)
-		if len(hdr) < hsize-1 {
-			return 0, truncated(a.pos, "xz block header", err)
-		}
-		full := append([]byte{b[0]}, hdr...)
-		a.Discard(int64(hsize - 1))
-		if crc32.ChecksumIEEE(full[:hsize-4]) != binary.LittleEndian.Uint32(full[hsize-4:]) {
-			return 0, fmt.Errorf("xz block header at offset %d: CRC32 mismatch: %w", off, ErrFormat)
-		}
-		bflags := full[1]
-		rd := bytes.NewReader(full[2 : hsize-4])
-		comp, uncomp := int64(-1), int64(-1)
-		if bflags&0x40 != 0 {
-			if comp, err = xzVarint(rd); err != nil {
-				return 0, fmt.Errorf("xz block header at offset %d: %w", off, err)
-			}
-		}
-		if bflags&0x80 != 0 {
-			if uncomp, err = xzVarint(rd); err != nil {
-				return 0, fmt.Errorf("xz block header at offset %d: %w", off, err)
-			}
-		}
-		var lastFilter int64
-		var filters []xzFilter
-		for i := 0; i <= int(bflags&3); i++ {
-			id, err := xzVarint(rd)
-			if err != nil {
-				return 0, fmt.Errorf("xz block header at offset %d: %w", off, err)
-			}
-			n, err := xzVarint(rd)
-			if err != nil || n > int64(rd.Len()) {
-				return 0, fmt.Errorf("xz block header at offset %d: filter properties: %w", off, ErrFormat)
-			}
-			props := make([]byte, n)
-			rd.Read(props)
-			if id == xzFilterLZMA2 && n == 1 {
-				if d := lzma2Dict(props[0]); d > s.dict {
-					s.dict = d
-				}
-			}
-			filters = append(filters, xzFilter{id, props})
-			lastFilter = id
-		}
-		dataStart := a.pos
-		if comp >= 0 {
-			if err := skip(a, comp, "xz block data"); err != nil {
-				return 0, err
-			}
-		} else {
-			if lastFilter != 0x21 {
-				return 0, fmt.Errorf("xz block at offset %d: no compressed size and last filter %#x is not LZMA2: %w", off, lastFilter, ErrFormat)
-			}
-			n, err := skipLZMA2(a)
-			if err != nil {
-				return 0, err
-			}
-			if uncomp < 0 {
-				uncomp = n
-			}
-			comp = a.pos - dataStart
-		}
-		unpadded := int64(hsize) + comp + csize
-		if pad := (4 - comp&3) & 3; pad > 0 {
-			q, err := take(a, int(pad), "xz block padding")
-			if err != nil {
-				return 0, err
-			}
-			if !allZero(q) {
-				return 0, fmt.Errorf("xz block padding at offset %d: not zero: %w", a.pos-pad, ErrFormat)
-			}
-		}
-		if err := skip(a, csize, "xz block check"); err != nil {
+		blk, err := xzBlockAt(a, s, int(b[0]), csize)
+		if err != nil {
 			return 0, err
 		}
-		blocks = append(blocks, record{unpadded, uncomp})
-		s.xzBlocks = append(s.xzBlocks, xzBlock{data: dataStart, size: comp, check: a.pos - csize, filters: filters})
+		s.xzBlocks = append(s.xzBlocks, blk)
 	}
-	// Index (§4): indicator (already read), count, records, padding, CRC32.
-	idx := a.pos - 1
-	count, err := xzVarintAt(a)
+	total, indexSize, err := xzIndex(a, s.xzBlocks)
 	if err != nil {
 		return 0, err
 	}
-	if count != int64(len(blocks)) {
-		return 0, fmt.Errorf("xz index at offset %d: %d records for %d blocks: %w", idx, count, len(blocks), ErrFormat)
+	if err := xzStreamFooter(a, flags, indexSize); err != nil {
+		return 0, err
 	}
-	var total int64
-	for i := range count {
+	s.UncompressedSize = total
+	s.xzCheck = flags[1]
+	return a.pos, nil
+}
+
+// xzStreamHeader consumes the stream header (§2.1.1): magic, stream flags
+// and their CRC32. It returns the flags; the second byte is the check ID.
+func xzStreamHeader(a *atReader, s *Segment) ([2]byte, error) {
+	var flags [2]byte
+	start := a.pos
+	p, err := take(a, 12, "xz stream header")
+	if err != nil {
+		return flags, err
+	}
+	copy(flags[:], p[6:8])
+	if crc32.ChecksumIEEE(p[6:8]) != binary.LittleEndian.Uint32(p[8:12]) || flags[0] != 0 || flags[1] > 15 {
+		return flags, fmt.Errorf("xz stream header at offset %d: bad flags or CRC32: %w", start, ErrFormat)
+	}
+	if check := flags[1]; check != 0 && check != 1 {
+		name := xzCheckNames[check]
+		if name == "" {
+			name = fmt.Sprintf("ID %d", check)
+		}
+		s.warn(start, WarnXZCheck, "xz integrity check %s: the kernel's xz decoder supports only none and CRC32 (xz --check=crc32)", name)
+	}
+	return flags, nil
+}
+
+// xzBlockAt consumes one block (§3) whose header size byte (first) was
+// just read: the rest of the block header, the compressed data (the size
+// the header declares, or else the LZMA2 chunks up to their end marker),
+// the block padding and the check of csize bytes.
+func xzBlockAt(a *atReader, s *Segment, first int, csize int64) (xzBlock, error) {
+	off := a.pos - 1
+	hsize := (first + 1) * 4
+	hdr, err := a.Peek(hsize - 1)
+	if len(hdr) < hsize-1 {
+		return xzBlock{}, truncated(a.pos, "xz block header", err)
+	}
+	full := append([]byte{byte(first)}, hdr...)
+	a.Discard(int64(hsize - 1))
+	if crc32.ChecksumIEEE(full[:hsize-4]) != binary.LittleEndian.Uint32(full[hsize-4:]) {
+		return xzBlock{}, fmt.Errorf("xz block header at offset %d: CRC32 mismatch: %w", off, ErrFormat)
+	}
+	comp, uncomp, filters, err := xzBlockHeader(full[1], full[2:hsize-4])
+	if err != nil {
+		return xzBlock{}, fmt.Errorf("xz block header at offset %d: %w", off, err)
+	}
+	dataStart := a.pos
+	if comp >= 0 {
+		if err := skip(a, comp, "xz block data"); err != nil {
+			return xzBlock{}, err
+		}
+	} else {
+		if last := filters[len(filters)-1].id; last != xzFilterLZMA2 {
+			return xzBlock{}, fmt.Errorf("xz block at offset %d: no compressed size and last filter %#x is not LZMA2: %w", off, last, ErrFormat)
+		}
+		n, err := skipLZMA2(a)
+		if err != nil {
+			return xzBlock{}, err
+		}
+		if uncomp < 0 {
+			uncomp = n
+		}
+		comp = a.pos - dataStart
+	}
+	if pad := (4 - comp&3) & 3; pad > 0 {
+		q, err := take(a, int(pad), "xz block padding")
+		if err != nil {
+			return xzBlock{}, err
+		}
+		if !allZero(q) {
+			return xzBlock{}, fmt.Errorf("xz block padding at offset %d: not zero: %w", a.pos-pad, ErrFormat)
+		}
+	}
+	if err := skip(a, csize, "xz block check"); err != nil {
+		return xzBlock{}, err
+	}
+	return xzBlock{
+		data: dataStart, size: comp, check: a.pos - csize, filters: filters,
+		unpadded: int64(hsize) + comp + csize, uncompressed: uncomp,
+	}, nil
+}
+
+// xzBlockHeader decodes the fields of a block header (§3.1.2 to §3.1.5)
+// between its size byte and its CRC32: the compressed and uncompressed
+// sizes (-1 when absent) and the filter chain.
+func xzBlockHeader(bflags byte, fields []byte) (comp, uncomp int64, filters []xzFilter, err error) {
+	rd := bytes.NewReader(fields)
+	comp, uncomp = -1, -1
+	if bflags&0x40 != 0 {
+		if comp, err = xzVarint(rd); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+	if bflags&0x80 != 0 {
+		if uncomp, err = xzVarint(rd); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+	for i := 0; i <= int(bflags&3); i++ {
+		id, err := xzVarint(rd)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		n, err := xzVarint(rd)
+		if err != nil || n > int64(rd.Len()) {
+			return 0, 0, nil, fmt.Errorf("filter properties: %w", ErrFormat)
+		}
+		props := make([]byte, n)
+		rd.Read(props)
+		filters = append(filters, xzFilter{id, props})
+	}
+	return comp, uncomp, filters, nil
+}
+
+// xzIndex consumes the index (§4) whose indicator byte was just read: the
+// record count, one record per block (which must match the blocks), the
+// padding and the CRC32. It returns the uncompressed size of the stream
+// and the size of the index.
+func xzIndex(a *atReader, blocks []xzBlock) (total, size int64, err error) {
+	idx := a.pos - 1
+	count, err := xzVarintAt(a)
+	if err != nil {
+		return 0, 0, err
+	}
+	if count != int64(len(blocks)) {
+		return 0, 0, fmt.Errorf("xz index at offset %d: %d records for %d blocks: %w", idx, count, len(blocks), ErrFormat)
+	}
+	for i := range blocks {
 		u, err := xzVarintAt(a)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		v, err := xzVarintAt(a)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		if u != blocks[i].unpadded || (blocks[i].uncompressed >= 0 && v != blocks[i].uncompressed) {
-			return 0, fmt.Errorf("xz index at offset %d: record %d does not match its block: %w", idx, i, ErrFormat)
+		b := &blocks[i]
+		if u != b.unpadded || (b.uncompressed >= 0 && v != b.uncompressed) {
+			return 0, 0, fmt.Errorf("xz index at offset %d: record %d does not match its block: %w", idx, i, ErrFormat)
 		}
+		b.uncompressed = v
 		total += v
 	}
 	if pad := (4 - (a.pos-idx)&3) & 3; pad > 0 {
 		if err := skip(a, pad, "xz index padding"); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if err := skip(a, 4, "xz index CRC32"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	indexSize := a.pos - idx
+	return total, a.pos - idx, nil
+}
+
+// xzStreamFooter consumes the stream footer (§2.1.2), which must repeat the
+// header's flags and give the index's size.
+func xzStreamFooter(a *atReader, flags [2]byte, indexSize int64) error {
 	foot, err := take(a, 12, "xz stream footer")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	backward := (int64(binary.LittleEndian.Uint32(foot[4:8])) + 1) * 4
 	if string(foot[10:12]) != "YZ" || foot[8] != flags[0] || foot[9] != flags[1] || backward != indexSize {
-		return 0, fmt.Errorf("xz stream footer at offset %d: does not match header and index: %w", a.pos-12, ErrFormat)
+		return fmt.Errorf("xz stream footer at offset %d: does not match header and index: %w", a.pos-12, ErrFormat)
 	}
-	s.UncompressedSize = total
-	s.xzCheck = check
-	return a.pos, nil
+	return nil
 }
 
 // Filter IDs (xz file format §5.3).
@@ -200,9 +241,11 @@ type xzFilter struct {
 
 // xzBlock is where parseXZ found a block's parts.
 type xzBlock struct {
-	data, size int64 // compressed data
-	check      int64 // offset of the block's check
-	filters    []xzFilter
+	data, size   int64 // compressed data
+	check        int64 // offset of the block's check
+	filters      []xzFilter
+	unpadded     int64 // header, data and check: the index's record
+	uncompressed int64 // from the block header or the index
 }
 
 // skipLZMA2 consumes LZMA2 chunks up to the end marker and returns the

@@ -13,29 +13,24 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
-// xzBlocksReader decodes the blocks of an xz stream that parseXZ mapped,
-// for filter chains that ulikunitz/xz does not decode: LZMA2 preceded by
-// the x86 BCJ filter, as the kernel's xz decoder supports (lib/xz,
-// xz_dec_bcj.c). Each block's check is verified.
+// xzBlocksReader decodes the blocks of an xz stream that parseXZ mapped:
+// LZMA2, alone or preceded by the x86 BCJ filter, as the kernel's xz decoder
+// supports (lib/xz, xz_dec_bcj.c). Each block's size and check are
+// verified. A block's dictionary is allocated no larger than the block's
+// uncompressed size and the decompression budget left: the stream header's
+// dictionary size (8 MiB for xz -6) is an upper bound of the distances, so
+// a small member costs a small dictionary.
 type xzBlocksReader struct {
 	ra     io.ReaderAt
 	blocks []xzBlock
 	check  byte
-	maxDic int64
+	maxDic int64 // the largest dictionary we allocate
+	budget int64 // decompressed bytes the caller will read at most
+	in     *decoders
 	i      int
 	cur    io.Reader
+	n      int64 // bytes of the current block so far
 	sum    hash.Hash
-}
-
-// xzNeedsOwnDecoder reports whether any block has a filter chain other than
-// LZMA2 alone.
-func xzNeedsOwnDecoder(blocks []xzBlock) bool {
-	for _, b := range blocks {
-		if len(b.filters) != 1 || b.filters[0].id != xzFilterLZMA2 {
-			return true
-		}
-	}
-	return false
 }
 
 func (x *xzBlocksReader) Read(p []byte) (int, error) {
@@ -49,6 +44,7 @@ func (x *xzBlocksReader) Read(p []byte) (int, error) {
 			}
 		}
 		n, err := x.cur.Read(p)
+		x.n += int64(n)
 		if x.sum != nil {
 			x.sum.Write(p[:n])
 		}
@@ -74,10 +70,15 @@ func (x *xzBlocksReader) open(b xzBlock) error {
 		return fmt.Errorf("xz block at offset %d: last filter %#x is not LZMA2: %w", b.data, last.id, ErrFormat)
 	}
 	dict := lzma2Dict(last.props[0])
+	if b.uncompressed >= 0 {
+		dict = min(dict, b.uncompressed)
+	}
+	dict = min(dict, x.budget+1)
 	if dict > x.maxDic {
 		return fmt.Errorf("xz block at offset %d: LZMA2 dictionary of %d bytes, above the %d we allocate: %w", b.data, dict, x.maxDic, ErrLimit)
 	}
-	lz, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(io.NewSectionReader(x.ra, b.data, b.size))
+	// Buffered: the LZMA2 decoder reads a few bytes at a time.
+	lz, err := lzma.Reader2Config{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader2(x.in.input(io.NewSectionReader(x.ra, b.data, b.size)))
 	if err != nil {
 		return fmt.Errorf("xz block at offset %d: %w", b.data, err)
 	}
@@ -93,6 +94,7 @@ func (x *xzBlocksReader) open(b xzBlock) error {
 		r = &bcjX86{r: r, pos: start, buf: make([]byte, 0, 64<<10)}
 	}
 	x.cur = r
+	x.n = 0
 	switch x.check {
 	case 0:
 		x.sum = nil
@@ -109,6 +111,9 @@ func (x *xzBlocksReader) open(b xzBlock) error {
 }
 
 func (x *xzBlocksReader) verify(b xzBlock) error {
+	if b.uncompressed >= 0 && x.n != b.uncompressed {
+		return fmt.Errorf("xz block at offset %d: %d bytes decompressed, the index says %d: %w", b.data, x.n, b.uncompressed, ErrFormat)
+	}
 	if x.sum == nil {
 		return nil
 	}

@@ -7,14 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"time"
 
 	"github.com/kexec-measured/kexec-measured/bootentry"
+	"github.com/kexec-measured/kexec-measured/loader"
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/segments"
 )
 
-const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests=sha256,...] IMAGE...
+const inspectUsage = `usage: kexec-measured inspect [--json] [--list] [--digests=sha256,...] [--time-limit=8s] IMAGE...
 
 Walks each initramfs image the way the kernel unpacks it and prints its
 segments: uncompressed cpio archives and compressed members, with the NUL
@@ -35,6 +36,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object per image")
 	list := fs.Bool("list", false, "list the cpio entries of every segment")
 	digests := fs.String("digests", "sha256", "comma-separated digests of each segment: sha1, sha256, sha384, sha512")
+	timeLimit := fs.Duration("time-limit", inspectTimeLimit, "stop walking an image after this long, with a warning (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, inspectUsage)
 		fs.PrintDefaults()
@@ -74,42 +76,65 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		if i > 0 && !*jsonOut {
 			fmt.Fprintln(stdout)
 		}
-		status = max(status, inspectImage(path, algs, *list, *jsonOut, stdout, stderr))
+		status = max(status, inspectImage(path, algs, *list, *jsonOut, *timeLimit, stdout, stderr))
 	}
 	return status
 }
 
-// inspectImage reports on one image and returns its exit status.
-func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
-	f, err := os.Open(path)
+// inspectTimeLimit bounds the walk of one image (segments.Limits
+// MaxDuration): with the decompression limits it keeps inspect of any image
+// up to 64 MiB within 10 s (docs/segments.md).
+const inspectTimeLimit = 8 * time.Second
+
+// inspectImage reports on one image and returns its exit status. The report
+// is written while the image is walked, so that memory does not grow with
+// its entries.
+func inspectImage(path string, algs []crypto.Hash, list, jsonOut bool, timeLimit time.Duration, stdout, stderr io.Writer) int {
+	f, size, err := loader.OpenInput(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "kexec-measured inspect: %v\n", err)
 		return 2
 	}
 	defer f.Close()
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		fmt.Fprintf(stderr, "kexec-measured inspect: %s: size: %v\n", path, err)
-		return 2
-	}
 	if bootentry.IsPE(f) {
-		if u, err := bootentry.InspectUKI(f, size, segments.InspectOptions{List: list, Digests: algs}); err == nil {
+		opt := segments.InspectOptions{List: list, Digests: algs, Limits: segments.Limits{MaxDuration: timeLimit}}
+		if u, err := bootentry.InspectUKI(f, size, opt); err == nil {
 			u.Image = path
-			return writeReport(u, u.Clean(), nil, path, algs, list, jsonOut, stdout, stderr)
+			return writeReport(u, u.Clean(), path, algs, list, jsonOut, stdout, stderr)
 		}
 	}
-	rep, ierr := segments.Inspect(f, size, segments.InspectOptions{List: list, Digests: algs})
-	rep.Image = path
-	return writeReport(rep, rep.Clean(), ierr, path, algs, list, jsonOut, stdout, stderr)
+	var out segments.ReportWriter
+	if jsonOut {
+		out = segments.NewJSONWriter(stdout)
+	} else {
+		out = segments.NewTextWriter(stdout, algs, list)
+	}
+	opt := segments.InspectOptions{Image: path, List: list, Digests: algs, Out: out, Limits: segments.Limits{MaxDuration: timeLimit}}
+	rep, ierr := segments.Inspect(f, size, opt)
+	var re *segments.ReadError
+	switch {
+	case errors.As(ierr, &re):
+		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
+		return 2
+	case errors.Is(ierr, segments.ErrLimit):
+		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
+		return 1
+	case ierr != nil:
+		fmt.Fprintf(stderr, "kexec-measured inspect: writing the report: %v\n", ierr)
+		return 2
+	case !rep.Clean():
+		return 1
+	}
+	return 0
 }
 
-// report is an inspect report: of an initramfs image or of a UKI.
+// report is an inspect report of a UKI (bootentry.UKIReport).
 type report interface {
 	WriteText(w io.Writer, algs []crypto.Hash, list bool) error
 }
 
-// writeReport prints rep and returns the exit status.
-func writeReport(rep report, clean bool, ierr error, path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
+// writeReport prints rep, a report built whole, and returns the exit status.
+func writeReport(rep report, clean bool, path string, algs []crypto.Hash, list, jsonOut bool, stdout, stderr io.Writer) int {
 	var err error
 	if jsonOut {
 		err = json.NewEncoder(stdout).Encode(rep)
@@ -118,10 +143,7 @@ func writeReport(rep report, clean bool, ierr error, path string, algs []crypto.
 	}
 	switch {
 	case err != nil:
-		fmt.Fprintf(stderr, "kexec-measured inspect: writing the report: %v\n", err)
-		return 2
-	case ierr != nil:
-		fmt.Fprintf(stderr, "kexec-measured inspect: %s: %v\n", path, ierr)
+		fmt.Fprintf(stderr, "kexec-measured inspect: %s: writing the report: %v\n", path, err)
 		return 2
 	case !clean:
 		return 1

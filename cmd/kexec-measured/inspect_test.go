@@ -5,10 +5,12 @@ import (
 	"crypto"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kexec-measured/kexec-measured/internal/hashtest"
@@ -139,4 +141,48 @@ func TestInspectExitStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInspectNotAFile: a FIFO and a directory are refused with a message
+// naming them, without blocking and without printing a report.
+func TestInspectNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	for _, tc := range []struct{ path, want string }{{fifo, "a FIFO"}, {dir, "a directory"}} {
+		code, out, stderr := runInspectTest(tc.path)
+		if code != 2 || out != "" || !strings.Contains(stderr, tc.path) || !strings.Contains(stderr, tc.want) {
+			t.Errorf("inspect %s = %d, stdout %q, stderr %q; want 2 and a message naming it as %s", tc.path, code, out, stderr, tc.want)
+		}
+	}
+}
+
+// TestInspectBomb: an image over a limit is a finding (exit 1) with a
+// limit warning, not an I/O error.
+func TestInspectBomb(t *testing.T) {
+	zst, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Skip("zstd not installed")
+	}
+	cmd := exec.Command(zst, "-q", "-c")
+	cmd.Stdin = io.LimitReader(zeroReader{}, 65<<20)
+	z, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bomb.zst")
+	os.WriteFile(path, z, 0o600)
+	code, out, stderr := runInspectTest("--json", path)
+	if code != 1 || !strings.Contains(out, `"code":"limit"`) || !strings.Contains(stderr, "RatioFloor") {
+		t.Errorf("inspect of a bomb = %d, stdout %q, stderr %q; want 1 and a limit warning naming RatioFloor", code, out, stderr)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -149,7 +149,7 @@ func kexec(o *options, e env, stdout, stderr io.Writer) (status int, err error) 
 // belongs here, or predict will not see it; TestPredictEqualsLoad fails
 // when a load extends what its prediction did not list.
 func newLoader(o *options, e env, banks []crypto.Hash, stderr io.Writer) *loader.Loader {
-	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents}
+	l := &loader.Loader{Sys: e.sys, PCR: o.pcr, Banks: banks, DryRun: o.dryRun, Clock: e.clock, Warn: stderr, MaxEvents: o.maxEvents, StrictLog: o.requireTPM}
 	if !o.noHandoff {
 		// A measured load and every dry run (predict's too) carry the
 		// handoff and its kexec-handoff event; kexec drops it again for an

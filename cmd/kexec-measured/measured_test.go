@@ -337,6 +337,45 @@ func TestInterruptedLogWarns(t *testing.T) {
 	}
 }
 
+// TestDamagedLog: a log holding bytes that are not records (issue 13) is
+// reported before anything is extended; the load goes on and the new
+// records read back after the damage, or, with --require-tpm, nothing is
+// extended, logged or loaded.
+func TestDamagedLog(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("require-tpm=%v", strict), func(t *testing.T) {
+			spec, _ := swtpmtest.Start(t)
+			dir := t.TempDir()
+			kernel, _, _ := inputs(t, dir, 0)
+			logPath := filepath.Join(dir, "log")
+			os.WriteFile(logPath, []byte("garbage\x1e{\"pcr\":9,]\n"), 0o600)
+			ct := &countingTPM{}
+			e := countingEnv(t, ct)
+			sys := e.sys.(interface{ CallString() string })
+			args := []string{"-l", kernel, "--tpm", spec, "--log", logPath}
+			if strict {
+				args = append(args, "--require-tpm")
+			}
+			code, _, stderr := runTest(e, args...)
+			if !strings.Contains(stderr, "not well-formed records") || !strings.Contains(stderr, "bytes 0-7, 7-") {
+				t.Errorf("stderr %q does not name the damaged ranges", stderr)
+			}
+			log, _ := eventlog.ReadFile(logPath)
+			loaded := strings.Contains(sys.CallString(), "kexec_file_load")
+			if strict {
+				if code == 0 || ct.extends != 0 || len(log.Records) != 0 || loaded {
+					t.Errorf("--require-tpm: exit %d, %d extends, %d records, loaded %v; want a refusal before anything", code, ct.extends, len(log.Records), loaded)
+				}
+				return
+			}
+			// kernel, kexec-handoff, command line
+			if code != 0 || ct.extends != 3 || len(log.Records) != 3 || len(log.Skipped) != 2 || !loaded {
+				t.Errorf("exit %d, %d extends, %d records, %d skipped ranges, loaded %v; want the load with its 3 records after the 2 ranges", code, ct.extends, len(log.Records), len(log.Skipped), loaded)
+			}
+		})
+	}
+}
+
 // TestDryRunJSONIsTheLog: the events of a dry run's --json output are,
 // byte for byte, the records a measured load of the same request appends
 // to the log (the fake seam gives both the same boot ID, the clock the
