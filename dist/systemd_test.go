@@ -2,51 +2,13 @@ package dist
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestUnitsVerify runs `systemd-analyze verify --root=SCRATCH` on every unit
-// under systemd/, installed into a scratch root with a stand-in
-// /usr/sbin/kexec-measured (nothing goes into the host's /usr or /etc).
-func TestUnitsVerify(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze not installed (Debian package systemd)")
-	}
-	units, err := filepath.Glob(filepath.Join("systemd", "*.service"))
-	if err != nil || len(units) == 0 {
-		t.Fatalf("no units under systemd/ (%v)", err)
-	}
-	for _, u := range units {
-		t.Run(filepath.Base(u), func(t *testing.T) {
-			root := t.TempDir()
-			sbin := filepath.Join(root, "usr", "sbin")
-			unitDir := filepath.Join(root, "etc", "systemd", "system")
-			for _, d := range []string{sbin, unitDir} {
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(sbin, "kexec-measured"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			data, err := os.ReadFile(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst := filepath.Join(unitDir, filepath.Base(u))
-			if err := os.WriteFile(dst, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--root="+root, dst).CombinedOutput()
-			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-				t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
-			}
-		})
-	}
-}
+// TestUnitsVerify (files_test.go) runs systemd-analyze verify on every unit
+// here, this one included.
 
 // TestPreloadUnit checks what the pre-load unit must say: ordered before
 // kexec.target, wanted by it, loading the default entry, skipped when a

@@ -16,8 +16,8 @@ import (
 )
 
 // guestPrelude starts both stages' init scripts: it mounts the pseudo file
-// systems, installs the busybox applets and defines the helpers that print
-// the markers console_test.go parses.
+// systems, installs the busybox applets and defines the helpers
+// (guestHelpers) that print the markers console_test.go parses.
 const guestPrelude = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox mount -t proc proc /proc
@@ -27,7 +27,13 @@ const guestPrelude = `#!/bin/busybox sh
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t tmpfs tmpfs /run
 mkdir -p /run/log/systemd
-km() { echo "@@KM $*"; }
+` + guestHelpers
+
+// guestHelpers defines the shell functions that print the markers
+// console_test.go parses. An init that runs where the pseudo file systems
+// are already mounted (after an initramfs switched root) starts with it
+// instead of guestPrelude.
+const guestHelpers = `km() { echo "@@KM $*"; }
 pcrs() { for d in /sys/class/tpm/tpm0/pcr-*; do km pcr "$1" "${d##*/pcr-}" 9 "$(cat "$d/9")"; done; }
 loaded() { km loaded "$1" "$(cat /sys/kernel/kexec_loaded)" "$(cat /sys/kernel/kexec_crash_loaded)"; }
 run() { n=$1; shift; echo "+ $*"; "$@"; km rc "$n" $?; }
@@ -97,16 +103,27 @@ func compress(t *testing.T, tool string, data []byte) []byte {
 	return out.Bytes()
 }
 
+// executable reports whether a guest file (path without leading slash) is a
+// program: /init, what is under a bin or sbin directory, systemd's programs
+// under /usr/lib/systemd, the dynamic loader, and everything under trixie/
+// (Debian 13's tools, see trixie_test.go).
+func executable(name string) bool {
+	return name == "init" || strings.HasPrefix(name, "trixie/") ||
+		strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "sbin/") ||
+		strings.HasPrefix(name, "usr/bin/") || strings.HasPrefix(name, "usr/sbin/") ||
+		strings.HasPrefix(name, "usr/lib/systemd/systemd-") ||
+		strings.HasPrefix(name, "lib64/ld-linux")
+}
+
 // cpioArchive returns the newc cpio (internal/newc) of a path → data map,
-// sorted by path, with every parent directory; "init" and the files under
-// "bin/" and "trixie/" (Debian 13's tools, see trixie_test.go) are
-// executable.
+// sorted by path, with every parent directory; the executable ones get mode
+// 0755.
 func cpioArchive(t *testing.T, files map[string][]byte) []byte {
 	t.Helper()
 	var out []newc.File
 	for _, name := range sortedKeys(files) {
 		perm := uint32(0o644)
-		if name == "init" || strings.HasPrefix(name, "bin/") || strings.HasPrefix(name, "trixie/") {
+		if executable(name) {
 			perm = 0o755
 		}
 		out = append(out, newc.File{Name: name, Perm: perm, Data: files[name]})

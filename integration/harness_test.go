@@ -232,6 +232,8 @@ type vmConfig struct {
 	TPM     *swtpm
 	Memory  string   // e.g. "1G"; default 1G
 	Extra   []string // more QEMU arguments (e.g. a disk)
+	Disk    string   // a raw disk image the guest sees as /dev/vda (virtio: needs modules), if set
+	NVMe    string   // a raw disk image the guest sees as /dev/nvme0n1 (NVMe: built into the kernel), if set
 	// Timeout bounds the guest's run (every kexec'd boot included); default
 	// vmTimeout. A scenario that does much more than boot twice sets a
 	// longer one.
@@ -254,6 +256,13 @@ func startVM(t *testing.T, e *env, cfg vmConfig) *vm {
 		args = append(args, "-cpu", "host")
 	} else {
 		args = append(args, "-cpu", "max")
+	}
+	if cfg.Disk != "" {
+		args = append(args, "-drive", "file="+cfg.Disk+",format=raw,if=virtio")
+	}
+	if cfg.NVMe != "" {
+		args = append(args, "-drive", "file="+cfg.NVMe+",format=raw,if=none,id=nvme0,readonly=on",
+			"-device", "nvme,drive=nvme0,serial=kexec-measured")
 	}
 	if cfg.TPM != nil {
 		args = append(args,
