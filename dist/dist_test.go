@@ -157,6 +157,9 @@ func TestPackageContents(t *testing.T) {
 			t.Errorf("dist/%s is not installed at %s", src, dst)
 		}
 	}
+	if trig := run(t, "", nil, "dpkg-deb", "--info", d.main, "triggers"); !strings.Contains(trig, "activate-noawait update-initramfs") {
+		t.Errorf("kexec-measured: triggers %q, want update-initramfs activated (the hook must reach the initramfs)", trig)
+	}
 	kx := contents(t, d.kexec)
 	if e := kx["/usr/sbin/kexec"]; e.mode != "lrwxrwxrwx" || e.link != "kexec-measured" {
 		t.Errorf("kexec-measured-kexec: /usr/sbin/kexec is %+v, want a link to kexec-measured", e)
