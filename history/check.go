@@ -88,7 +88,7 @@ type Report struct {
 // OK reports whether every checked PCR matched and no write was
 // interrupted: exit status 0 of `log`.
 func (r *Report) OK() bool {
-	if r.Interrupted {
+	if r.Interrupted || len(r.Skipped) > 0 {
 		return false
 	}
 	for _, c := range r.Checks {
@@ -100,6 +100,25 @@ func (r *Report) OK() bool {
 }
 
 // Mismatches returns the checks that did not match.
+// MayHide returns the PCRs that the log's skipped ranges may hide records
+// of: a range that is not a record can have held a record of any PCR, and
+// the ones it may have hidden are those the remaining records do not
+// explain (a mismatch in any bank), each once, in order. With no skipped
+// range it returns nil.
+func (r *Report) MayHide() []int {
+	if len(r.Skipped) == 0 {
+		return nil
+	}
+	var out []int
+	for _, c := range r.Mismatches() {
+		if !slices.Contains(out, c.PCR) {
+			out = append(out, c.PCR)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (r *Report) Mismatches() []PCRCheck {
 	var out []PCRCheck
 	for _, c := range r.Checks {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
 	"github.com/kexec-measured/kexec-measured/handoff"
@@ -189,11 +190,13 @@ func Verify(in Input) *Verdict {
 	if in.FirmwareErr != nil {
 		v.add(Finding{Message: fmt.Sprintf("firmware log: %v", in.FirmwareErr)})
 	}
+	logFinding := -1
 	if in.LogErr != nil {
 		msg := fmt.Sprintf("userspace log: %v", in.LogErr)
 		if errors.Is(in.LogErr, eventlog.ErrMalformed) || errors.Is(in.LogErr, eventlog.ErrTruncated) {
 			msg += fmt.Sprintf(" (replayed the %d records that parse)", len(in.Records))
 		}
+		logFinding = len(v.Findings)
 		v.add(Finding{Message: msg})
 	}
 
@@ -266,8 +269,28 @@ func Verify(in Input) *Verdict {
 		}
 		v.Boots = append(v.Boots, out)
 	}
+	var skip *eventlog.SkipError
+	if logFinding >= 0 && errors.As(in.LogErr, &skip) {
+		v.Findings[logFinding].Message += "; " + mayHide(v.PCRs)
+	}
 	v.OK = len(v.Findings) == 0
 	return v
+}
+
+// mayHide says which PCRs ranges of the log that are not records may hide
+// records of: those whose replay does not match in some bank (a skipped
+// range can have held a record of any PCR).
+func mayHide(rows []PCRRow) string {
+	var pcrs []string
+	for _, r := range rows {
+		if p := fmt.Sprint(r.PCR); r.Status == StatusMismatch && !slices.Contains(pcrs, p) {
+			pcrs = append(pcrs, p)
+		}
+	}
+	if len(pcrs) == 0 {
+		return "every compared PCR matches without the skipped bytes"
+	}
+	return "the skipped bytes may hide records of PCR " + strings.Join(pcrs, ", ")
 }
 
 func (v *Verdict) add(f Finding) { v.Findings = append(v.Findings, f) }

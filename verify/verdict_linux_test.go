@@ -233,6 +233,27 @@ func TestVerifyFindings(t *testing.T) {
 			want: []string{"userspace log: SUB:record 3 SUB:truncated record", "PCR 9 sha1: MISMATCH", "PCR 9 sha256: MISMATCH", "PCR 9 sha384: MISMATCH", "PCR 9 sha512: MISMATCH"},
 		},
 		{
+			name: "garbage before the records hides nothing",
+			change: func(t *testing.T, path string, actual PCRValues, parts []part) (PCRValues, []part, []int) {
+				writeBytes(t, path, append([]byte("garbage\n"), readBytes(t, path)...))
+				return actual, parts, nil
+			},
+			want: []string{"userspace log: SUB:skipped bytes SUB:every compared PCR matches without the skipped bytes"},
+		},
+		{
+			name: "a record overwritten by garbage",
+			change: func(t *testing.T, path string, actual PCRValues, parts []part) (PCRValues, []part, []int) {
+				b := readBytes(t, path)
+				i := bytes.IndexByte(b[1:], 0x1e) + 1       // the second record's RS
+				j := bytes.IndexByte(b[i+1:], 0x1e) + i + 1 // the third's
+				copy(b[i:j], bytes.Repeat([]byte("x"), j-i))
+				writeBytes(t, path, b)
+				return actual, parts, nil
+			},
+			// the TPM was extended for the record the garbage replaced
+			want: []string{"userspace log: SUB:skipped bytes SUB:may hide records of PCR 9", "PCR 9 sha1: MISMATCH", "PCR 9 sha256: MISMATCH", "PCR 9 sha384: MISMATCH", "PCR 9 sha512: MISMATCH"},
+		},
+		{
 			name: "record without a digest for a bank",
 			change: func(t *testing.T, path string, actual PCRValues, parts []part) (PCRValues, []part, []int) {
 				d := `{"hashAlg":"sha1","digest":"` + hexOf(hashtest.Sum(crypto.SHA1, parts[1].data)) + `"},`

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/kexec-measured/kexec-measured/eventlog"
@@ -300,7 +301,15 @@ func writeLogText(w io.Writer, rep *history.Report, only int, allFirmware bool, 
 		b.WriteString("  none: nothing to replay\n")
 	}
 	if n := len(rep.Skipped); n > 0 {
-		fmt.Fprintf(&b, "DAMAGED: %d range(s) of the log are not records and were skipped\n", n)
+		fmt.Fprintf(&b, "DAMAGED: %d range(s) of the log are not records and were skipped:", n)
+		for _, sk := range rep.Skipped {
+			fmt.Fprintf(&b, " bytes %d-%d", sk.Offset, sk.Offset+sk.Size)
+		}
+		if hide := rep.MayHide(); len(hide) > 0 {
+			fmt.Fprintf(&b, "; they may hide records of PCR %s\n", joinInts(hide))
+		} else {
+			b.WriteString("; every checked PCR matches without them\n")
+		}
 	}
 	if rep.Interrupted {
 		b.WriteString("INTERRUPTED: a write to the log was interrupted (sticky bit set): the log may lack a record for an extend\n")
@@ -332,7 +341,14 @@ type (
 		Boots       []bootJSON     `json:"boots"`
 		PCRs        []pcrCheckJSON `json:"pcrs"`
 		Interrupted bool           `json:"interrupted"`
+		Skipped     []skippedJSON  `json:"skipped,omitempty"`
+		MayHide     []int          `json:"skippedMayHide,omitempty"` // PCRs the skipped ranges may hide records of
 		OK          bool           `json:"ok"`
+	}
+	skippedJSON struct {
+		Offset int64  `json:"offset"`
+		Size   int64  `json:"size"`
+		Reason string `json:"reason"`
 	}
 	firmwareJSON struct {
 		Parsed bool                `json:"parsed"`
@@ -374,7 +390,10 @@ type (
 
 func writeLogJSON(w io.Writer, rep *history.Report, only int, logPath string) error {
 	out := logJSON{Log: logPath, Firmware: &firmwareJSON{Note: rep.FirmwareNote}, Interrupted: rep.Interrupted, OK: rep.OK(),
-		Boots: []bootJSON{}, PCRs: []pcrCheckJSON{}}
+		Boots: []bootJSON{}, PCRs: []pcrCheckJSON{}, MayHide: rep.MayHide()}
+	for _, sk := range rep.Skipped {
+		out.Skipped = append(out.Skipped, skippedJSON{Offset: sk.Offset, Size: sk.Size, Reason: sk.Err.Error()})
+	}
 	if rep.Firmware != nil {
 		out.Firmware.Parsed = true
 		for _, ev := range rep.Firmware.Events() {
@@ -409,4 +428,13 @@ func writeLogJSON(w io.Writer, rep *history.Report, only int, logPath string) er
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// joinInts prints PCR indices as "9, 11".
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }

@@ -79,6 +79,22 @@ func TestLogAgainstSwtpm(t *testing.T) {
 	}
 	os.WriteFile(logPath, raw, 0o600)
 
+	// Damage: bytes that are not a record ahead of the records hide
+	// nothing; a record overwritten hides the extend of its PCR. Either
+	// way the log no longer says everything: exit 1.
+	os.WriteFile(logPath, append([]byte("garbage\n"), raw...), 0o600)
+	if code, out, _ := runLogTest(append(common, "--tpm", spec)...); code != 1 || !strings.Contains(out, "DAMAGED: 1 range(s)") || !strings.Contains(out, "every checked PCR matches without them") {
+		t.Errorf("log with garbage ahead: exit %d, want 1 and DAMAGED hiding nothing:\n%s", code, out)
+	}
+	overwritten := bytes.Clone(raw)
+	first := bytes.IndexByte(overwritten[1:], 0x1e) + 1
+	copy(overwritten[:first], bytes.Repeat([]byte("x"), first))
+	os.WriteFile(logPath, overwritten, 0o600)
+	if code, out, _ := runLogTest(append(common, "--tpm", spec)...); code != 1 || !strings.Contains(out, "they may hide records of PCR 9") {
+		t.Errorf("log with a record overwritten: exit %d, want 1 naming PCR 9:\n%s", code, out)
+	}
+	os.WriteFile(logPath, raw, 0o600)
+
 	os.Chmod(logPath, 0o600|os.ModeSticky)
 	if code, out, _ := runLogTest(append(common, "--tpm", spec)...); code != 1 || !strings.Contains(out, "INTERRUPTED") {
 		t.Errorf("sticky log: exit %d, want 1:\n%s", code, out)
