@@ -19,6 +19,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/history"
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/tpm"
+	"github.com/kexec-measured/kexec-measured/verify"
 )
 
 const logUsage = `usage: kexec-measured log [--json] [--pcr N] [--firmware] [--tpm SPEC] [--log PATH] [--firmware-log FILE] [--handoff DIR]
@@ -189,26 +190,24 @@ func readHistoryLog(path, dir string) (*eventlog.Log, error) {
 	return &eventlog.Log{Path: path, Records: recs, Skipped: lr.Skipped(), Interrupted: log.Interrupted || h.Interrupted}, nil
 }
 
-// readFirmwareLog reads and parses the firmware log of --firmware-log, or
-// the first of sysfs and the kept copy that exists. Without one, it says
-// why.
+// readFirmwareLog reads (bounded, verify.ReadFirmware) and parses the
+// firmware log of --firmware-log, or the first of sysfs and the kept copy
+// that exists. Without one, it says why.
 func readFirmwareLog(path string) (*eventlog.FirmwareLog, string) {
 	paths := []string{path}
 	if path == "" {
 		paths = []string{eventlog.FirmwareLogPath, handoff.FirmwareCopyPath}
 	}
-	for _, p := range paths {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		fl, err := eventlog.ParseFirmwareLog(raw)
-		if err != nil {
-			return nil, fmt.Sprintf("%s not parsed: %v", p, err)
-		}
-		return fl, ""
+	fw, err := verify.ReadFirmware(paths)
+	switch {
+	case err != nil:
+		return nil, err.Error()
+	case fw.Path == "":
+		return nil, "no firmware log at " + strings.Join(paths, " or ")
+	case fw.Err != nil:
+		return nil, fmt.Sprintf("%s not parsed: %v", fw.Path, fw.Err)
 	}
-	return nil, "no firmware log at " + strings.Join(paths, " or ")
+	return fw.Log, ""
 }
 
 func hexStr(b []byte) string {

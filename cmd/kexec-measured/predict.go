@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"github.com/kexec-measured/kexec-measured/pcr"
 	"github.com/kexec-measured/kexec-measured/predict"
 	"github.com/kexec-measured/kexec-measured/tpm"
+	"github.com/kexec-measured/kexec-measured/verify"
 )
 
 const predictUsage = `usage: kexec-measured predict [LOAD OPTIONS] KERNEL [START] [OUTPUT]
@@ -280,17 +281,19 @@ func logStart(o *options, po *predictOptions, banks []crypto.Hash) (predict.Star
 	return predict.FromLogs(strings.Join(what, " and "), firmware, records, o.pcr, banks)
 }
 
-// replayFirmwareLog reads and replays a firmware TCG log.
+// replayFirmwareLog reads (bounded, verify.ReadFirmware) and replays a
+// firmware TCG log.
 func replayFirmwareLog(path string, banks []crypto.Hash) (map[crypto.Hash][pcr.Count][]byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
+	fw, err := verify.ReadFirmware([]string{path})
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("--firmware-log: %w", err)
+	case fw.Path == "":
+		return nil, fmt.Errorf("--firmware-log: %s: %w", path, fs.ErrNotExist)
+	case fw.Err != nil:
+		return nil, fmt.Errorf("--firmware-log=%w", fw.Err)
 	}
-	fl, err := eventlog.ParseFirmwareLog(raw)
-	if err != nil {
-		return nil, fmt.Errorf("--firmware-log=%s: %w", path, err)
-	}
-	vals, err := fl.Replay(banks)
+	vals, err := fw.Log.Replay(banks)
 	if err != nil {
 		return nil, fmt.Errorf("--firmware-log=%s: %w", path, err)
 	}

@@ -449,6 +449,7 @@ func TestPredictRefuses(t *testing.T) {
 		{"missing log", []string{"-l", kernel, "--log", dir + "/nolog"}, dir + "/nolog"},
 		{"missing firmware log", []string{"-l", kernel, "--firmware-log", dir + "/nofw"}, dir + "/nofw"},
 		{"bad firmware log", []string{"-l", kernel, "--firmware-log", initrds[0]}, "--firmware-log=" + initrds[0]},
+		{"endless firmware log", []string{"-l", kernel, "--firmware-log", "/dev/zero"}, "more than the"},
 		{"unknown option", []string{"-l", kernel, "--bogus"}, "unrecognized option"},
 		{"bad keep", []string{"-l", kernel, "--keep-variants", "0"}, "--keep-variants"},
 	}
