@@ -20,8 +20,11 @@
 # openssl's processes): the CPU ratio then tells what the load costs. Then one run of each under /usr/bin/time (user,
 # system, peak RSS: the memfd's pages are the only copy of the input, so
 # the peak RSS stays under input + 32 MiB), and the Go benchmarks of the
-# copy-and-digest pipeline (BenchmarkPipeline) and of the load
-# (BenchmarkLoadFiles, with the Go heap allocated per load).
+# copy-and-digest pipeline (BenchmarkPipeline: also the copy alone,
+# banks=0, which is what a load must do that openssl does not, and
+# close-ms/op, the freeing at the end of a load that runs after the
+# hashing), and of the load (BenchmarkLoadFiles, with the Go heap
+# allocated per load).
 #
 # Usage: bench/hash.sh   (from anywhere; needs go, openssl, GNU time, bc)
 # Environment: PAIRS (default 7), KEEP=1 keeps the temporary directory.
