@@ -110,57 +110,47 @@ func BenchmarkPipeline(b *testing.B) {
 	files, total := benchFiles(b)
 	kernel := b.TempDir() + "/vmlinuz"
 	os.WriteFile(kernel, []byte("kernel"), 0o644)
-	b.Run("banks=0/copy-only", func(b *testing.B) {
-		b.SetBytes(total)
-		cpu0 := cpuTime(b)
-		var closing time.Duration
-		for range b.N {
-			im, err := readInputs(kernel, files, nil, nil, nil, pipeline{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			t0 := time.Now()
-			im.Close()
-			closing += time.Since(t0)
-		}
-		b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
-		b.ReportMetric(float64(closing.Milliseconds())/float64(b.N), "close-ms/op")
-	})
+	type benchCase struct {
+		name  string
+		banks []crypto.Hash
+		chunk int64 // 0: sequential
+	}
+	cases := []benchCase{{"banks=0/copy-only", nil, pipeChunk}}
 	for _, banks := range [][]crypto.Hash{{crypto.SHA1, crypto.SHA256}, {crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}} {
-		for _, chunk := range []int64{256 << 10, 1 << 20, pipeChunk, 8 << 20, 0} {
-			name := fmt.Sprintf("banks=%d/chunk=%dKiB", len(banks), chunk>>10)
-			if chunk == 0 {
-				name = fmt.Sprintf("banks=%d/sequential", len(banks))
-			}
-			b.Run(name, func(b *testing.B) {
-				b.SetBytes(total)
-				cpu0 := cpuTime(b)
-				var closing time.Duration
-				for range b.N {
-					copyBanks := banks
-					if chunk == 0 {
-						copyBanks = nil
-					}
-					im, err := readInputs(kernel, files, nil, nil, copyBanks, pipeline{chunk: chunk})
-					if err != nil {
+		for _, chunk := range []int64{256 << 10, 1 << 20, pipeChunk, 8 << 20} {
+			cases = append(cases, benchCase{fmt.Sprintf("banks=%d/chunk=%dKiB", len(banks), chunk>>10), banks, chunk})
+		}
+		cases = append(cases, benchCase{fmt.Sprintf("banks=%d/sequential", len(banks)), banks, 0})
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(total)
+			cpu0 := cpuTime(b)
+			var closing time.Duration
+			for range b.N {
+				copyBanks := bc.banks
+				if bc.chunk == 0 {
+					copyBanks = nil
+				}
+				im, err := readInputs(kernel, files, nil, nil, copyBanks, pipeline{chunk: bc.chunk})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if bc.chunk == 0 {
+					if err := im.addMeasurements(false, false, segments.Limits{}, nil); err != nil {
 						b.Fatal(err)
 					}
-					if chunk == 0 {
-						if err := im.addMeasurements(false, false, segments.Limits{}, nil); err != nil {
-							b.Fatal(err)
-						}
-						if err := digestAll(im.Measurements, banks); err != nil {
-							b.Fatal(err)
-						}
+					if err := digestAll(im.Measurements, bc.banks); err != nil {
+						b.Fatal(err)
 					}
-					t0 := time.Now()
-					im.Close()
-					closing += time.Since(t0)
 				}
-				b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
-				b.ReportMetric(float64(closing.Milliseconds())/float64(b.N), "close-ms/op")
-			})
-		}
+				t0 := time.Now()
+				im.Close()
+				closing += time.Since(t0)
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+			b.ReportMetric(float64(closing.Milliseconds())/float64(b.N), "close-ms/op")
+		})
 	}
 }
 
