@@ -105,6 +105,10 @@ pairs() {
 
 echo
 echo "$total_mib MiB in 3 components, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# The memfds' page size follows the host's policy for shmem (4 KiB pages
+# with "never", the default; larger folios with "within_size" or "always"):
+# it decides most of what the copy costs (docs/measurement.md).
+echo "shmem huge pages (/sys/kernel/mm/transparent_hugepage/shmem_enabled): $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo unknown)"
 pairs "two banks" sha1,sha256
 pairs "four banks" sha1,sha256,sha384,sha512
 
