@@ -26,15 +26,21 @@ import (
 const carryDiskSize = 64 << 20
 
 // stage2Verify is stage 2's init: it unpacks the carry disk, imports the
-// handoff (stage 1's log) and runs the verifications; ALTER is replaced by
-// a sed expression that alters one digest of the log.
+// handoff (stage 1's log, and the copy of the firmware log stage 1 read
+// from securityfs) and runs the verifications: first before securityfs is
+// mounted, so that the firmware log comes from the handed-over copy, then
+// with it; ALTER is replaced by a sed expression that alters one digest of
+// the log.
 const stage2Verify = guestPrelude + `km stage2
 mkdir -p /carry && tar -x -f /dev/nvme0n1 -C /carry
 km carry-unpacked
-mount -t securityfs securityfs /sys/kernel/security
 KM=/carry/bin/kexec-measured
 run import $KM log import
 vrun() { n=$1; shift; "$@" > /tmp/$n.out 2>/tmp/$n.err; km rc $n $?; dump $n /tmp/$n.out; dump $n.err /tmp/$n.err; }
+vrun fwcopy $KM verify --json --reference /carry/refs/all
+dump fwcopy-file /run/log/kexec-measured/binary_bios_measurements
+mount -t securityfs securityfs /sys/kernel/security
+dump fwlive /sys/kernel/security/tpm0/binary_bios_measurements
 vrun ok $KM verify --json --reference /carry/refs/all
 vrun ok-text $KM verify --reference /carry/refs/all
 vrun missing $KM verify --json --reference /carry/refs/missing.json
@@ -89,7 +95,9 @@ func TestVerifyAfterKexec(t *testing.T) {
 		"refs/missing.json":    missingRef,
 	})
 	load := "kexec-measured -l /stage2/vmlinuz " + initrdArgs(comps) + " --append '" + stage2Cmdline + "'"
-	script := fmt.Sprintf("run load %s\nrun exec kexec-measured -e\nkm exec-returned\n", load)
+	// securityfs is mounted before the load, so that the handoff carries a
+	// copy of the firmware log.
+	script := fmt.Sprintf("mount -t securityfs securityfs /sys/kernel/security\nrun load %s\nrun exec kexec-measured -e\nkm exec-returned\n", load)
 	initrd := stage1{Components: comps, Script: script}.build(t, e, dir)
 	c := run(t, e, vmConfig{Initrd: initrd, Cmdline: stage1Cmdline, TPM: tpm, Timeout: 8 * time.Minute, Extra: []string{
 		"-drive", "file=" + disk + ",if=none,id=carry,format=raw", "-device", "nvme,serial=carry,drive=carry",
@@ -122,6 +130,21 @@ func TestVerifyAfterKexec(t *testing.T) {
 		}
 	}
 	checkRows(t, ok, 9, verify.StatusMatch)
+
+	// The firmware log that went across the kexec in the handoff is
+	// SeaBIOS's, byte for byte (which stage 2 still has in securityfs),
+	// and verify without securityfs replays PCR 0 from it to the TPM's.
+	live, ok1 := c.File(t, "fwlive")
+	fwcopy, ok2 := c.File(t, "fwcopy-file")
+	switch {
+	case !ok1 || len(live) == 0:
+		t.Errorf("stage 2 has no firmware log in securityfs")
+	case !ok2:
+		t.Errorf("log import wrote no firmware log copy: the handoff carried none")
+	case !bytes.Equal(fwcopy, live):
+		t.Errorf("the handed-over firmware log (%d bytes) is not the firmware's (%d bytes)", len(fwcopy), len(live))
+	}
+	checkRows(t, verdictOf(t, c, "fwcopy", 0), 0, verify.StatusMatch)
 
 	missing := verdictOf(t, c, "missing", 1)
 	if len(missing.Findings) != 1 || missing.Findings[0].Event != "kexec-initrd /components/modules.cpio.gz" {
