@@ -126,7 +126,10 @@ func TestImportWaitsForTheLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	handed := testLog(t, 2)
 	systemd := record(t, 11, "", "enter-initrd")
-	recs, _ := eventlog.ReadAll(bytes.NewReader(systemd))
+	recs, err := eventlog.ReadAll(bytes.NewReader(systemd))
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("test record: %v", err)
+	}
 	w, err := eventlog.OpenWriter(path)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +138,9 @@ func TestImportWaitsForTheLock(t *testing.T) {
 	if err := w.Lock(); err != nil {
 		t.Fatal(err)
 	}
-	w.BeginWrite()
+	if err := w.BeginWrite(); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error)
 	go func() {
 		_, err := Import(&Handoff{Log: handed}, path, "")
@@ -149,7 +154,9 @@ func TestImportWaitsForTheLock(t *testing.T) {
 	if err := w.Append(recs[0]); err != nil {
 		t.Fatal(err)
 	}
-	w.Unlock()
+	if err := w.Unlock(); err != nil {
+		t.Fatal(err)
+	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
